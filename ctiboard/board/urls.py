@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("t/<str:account>/", views.board, name="board"),
+    path("t/<str:account>/call/", views.start_call, name="call"),
+    path("t/<str:account>/call/<int:attempt_id>/cancel/", views.cancel_call, name="cancel_call"),
+]

@@ -1,0 +1,43 @@
+"""What one user may see and do on one tenant's board."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from ctiboard.pbx.models import Extension, Membership, Tenant
+
+
+@dataclass(frozen=True)
+class Viewer:
+    user_id: int
+    tenant: Tenant
+    own_extension_id: int | None
+    may_call: bool
+
+    @classmethod
+    def of(cls, membership: Membership) -> "Viewer":
+        return cls(
+            user_id=membership.user_id,
+            tenant=membership.tenant,
+            own_extension_id=membership.own_extension_id,
+            may_call=membership.may_call,
+        )
+
+    def can_call(self, extension: Extension) -> bool:
+        return self.may_call and extension.pk != self.own_extension_id
+
+    def variant(self, extension: Extension) -> tuple[bool, bool]:
+        """Everything per-user in a tile; tiles of equal variant render identically."""
+        return (extension.pk == self.own_extension_id, self.can_call(extension))
+
+
+def membership_for(user: Any, account: str) -> Membership | None:
+    return (
+        Membership.objects.of(user)
+        .select_related("tenant", "own_extension")
+        .filter(tenant__account=account)
+        .first()
+    )
+
+
+def visible_extensions(user: Any, tenant: Tenant) -> list[Extension]:
+    return list(Extension.objects.visible_to(user).filter(tenant=tenant).order_by("number"))

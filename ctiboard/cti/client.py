@@ -1,0 +1,394 @@
+"""Async client for the NFON CTI API (see ../shared/nfon-cti-api.yaml)."""
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import httpx
+import jwt
+from httpx_sse import SSEError, aconnect_sse
+
+from ctiboard import PRODUCT_NAME, __version__
+
+from .events import (
+    CallEvent,
+    ExtensionData,
+    MalformedEvent,
+    StateEvent,
+    parse_call,
+    parse_extension_data,
+    parse_state,
+)
+
+logger = logging.getLogger(__name__)
+
+# Refresh this long before the access token runs out, so no request races its expiry.
+REFRESH_MARGIN_SECONDS = 30.0
+T = TypeVar("T")
+
+
+class CTIError(Exception):
+    """The CTI API answered with an error, or could not be reached."""
+
+    def __init__(self, message: str, *, status: int | None = None, request_id: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.status is not None:
+            text = f"{text} (HTTP {self.status})"
+        if self.request_id:
+            text = f"{text} [request id {self.request_id}]"
+        return text
+
+
+class AuthenticationFailed(CTIError):
+    """The credentials were refused: retrying with the same ones cannot help."""
+
+
+class CallNotFound(CTIError):
+    """The call uuid is unknown to the PBX (finished already, or never existed)."""
+
+
+@dataclass
+class Tokens:
+    access: str
+    refresh: str
+    access_expires_at: float
+
+    @classmethod
+    def from_response(cls, body: object) -> "Tokens":
+        if not isinstance(body, dict):
+            raise CTIError("login answered without a token object")
+        access, refresh = body.get("access-token"), body.get("refresh-token")
+        if not isinstance(access, str) or not isinstance(refresh, str):
+            raise CTIError("login answered without access-token/refresh-token")
+        return cls(access=access, refresh=refresh, access_expires_at=_expiry(access))
+
+    def fresh(self, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        return self.access_expires_at - REFRESH_MARGIN_SECONDS > now
+
+
+def _expiry(token: str) -> float:
+    # The signature is NFON's business (and verifiable through JWKS); the client only needs
+    # to know when to refresh. A token without exp is treated as short-lived.
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return float(claims["exp"])
+    except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+        return time.time() + 60
+
+
+def user_agent(account: str) -> str:
+    return f"{PRODUCT_NAME}/{__version__} ({account})"
+
+
+def _request_id(response: httpx.Response) -> str:
+    return response.headers.get("x-request-id", "")
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])
+    return response.reason_phrase or "error"
+
+
+class CTIClient:
+    """One K-Account's session with the CTI API.
+
+    Tokens are refreshed ahead of expiry; a 401 triggers one refresh (or a fresh login)
+    and a single retry. Bad credentials raise ``AuthenticationFailed`` at once.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        account: str,
+        *,
+        timeout: float = 10.0,
+        stream_read_timeout: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        tokens: Tokens | None = None,
+        on_tokens: Callable[[Tokens], None] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self.password = password
+        self.account = account
+        self.stream_read_timeout = stream_read_timeout
+        self.tokens = tokens
+        self._on_tokens = on_tokens
+        self._token_lock = asyncio.Lock()
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={"User-Agent": user_agent(account)},
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- authentication -------------------------------------------------------------------
+
+    def _store(self, tokens: Tokens) -> Tokens:
+        self.tokens = tokens
+        if self._on_tokens is not None:
+            self._on_tokens(tokens)
+        return tokens
+
+    async def login(self) -> Tokens:
+        try:
+            response = await self._http.post(
+                "/login", json={"username": self.username, "password": self.password}
+            )
+        except httpx.HTTPError as exc:
+            raise CTIError(f"CTI API unreachable: {exc!r}") from exc
+        if response.status_code in (400, 401, 403):
+            raise AuthenticationFailed(
+                f"login refused: {_error_text(response)}",
+                status=response.status_code,
+                request_id=_request_id(response),
+            )
+        self._raise_for_status(response, "login")
+        return self._store(Tokens.from_response(response.json()))
+
+    async def refresh(self) -> Tokens:
+        if self.tokens is None:
+            return await self.login()
+        try:
+            response = await self._http.put(
+                "/login", headers={"Authorization": f"Bearer {self.tokens.refresh}"}
+            )
+        except httpx.HTTPError as exc:
+            raise CTIError(f"CTI API unreachable: {exc!r}") from exc
+        if response.status_code in (400, 401, 403):
+            # The refresh token expired or was revoked: a fresh login is the way back.
+            return await self.login()
+        self._raise_for_status(response, "token refresh")
+        return self._store(Tokens.from_response(response.json()))
+
+    async def access_token(self, *, force_refresh: bool = False) -> str:
+        async with self._token_lock:
+            if self.tokens is None:
+                await self.login()
+            elif force_refresh or not self.tokens.fresh():
+                await self.refresh()
+            assert self.tokens is not None
+            return self.tokens.access
+
+    async def _authorized(self, send: Callable[[dict[str, str]], Any]) -> httpx.Response:
+        token = await self.access_token()
+        try:
+            response: httpx.Response = await send({"Authorization": f"Bearer {token}"})
+            if response.status_code == 401:
+                token = await self.access_token(force_refresh=True)
+                response = await send({"Authorization": f"Bearer {token}"})
+        except httpx.HTTPError as exc:
+            raise CTIError(f"CTI API unreachable: {exc!r}") from exc
+        if response.status_code == 401:
+            raise AuthenticationFailed(
+                "access token refused twice", status=401, request_id=_request_id(response)
+            )
+        return response
+
+    @staticmethod
+    def _raise_for_status(response: httpx.Response, what: str) -> None:
+        if response.status_code == 404:
+            raise CallNotFound(
+                f"{what}: {_error_text(response)}", status=404, request_id=_request_id(response)
+            )
+        if response.is_error:
+            raise CTIError(
+                f"{what} failed: {_error_text(response)}",
+                status=response.status_code,
+                request_id=_request_id(response),
+            )
+
+    # --- requests -------------------------------------------------------------------------
+
+    async def extensions(self) -> list[ExtensionData]:
+        response = await self._authorized(
+            lambda headers: self._http.get("/extensions/phone/data", headers=headers)
+        )
+        self._raise_for_status(response, "extension list")
+        body = response.json()
+        if not isinstance(body, list):
+            raise CTIError("extension list is not a JSON array", request_id=_request_id(response))
+        result = []
+        for entry in body:
+            try:
+                result.append(parse_extension_data(entry))
+            except MalformedEvent as exc:
+                logger.warning("%s: skipped extension entry: %s", self.account, exc)
+        return result
+
+    async def states_snapshot(self, extensions: list[str] | None = None) -> list[StateEvent]:
+        params = [("extension", number) for number in extensions or []]
+        response = await self._authorized(
+            lambda headers: self._http.get(
+                "/extensions/phone/states",
+                params=params,
+                headers={**headers, "Accept": "application/json"},
+            )
+        )
+        self._raise_for_status(response, "state snapshot")
+        body = response.json()
+        if not isinstance(body, list):
+            raise CTIError("state snapshot is not a JSON array", request_id=_request_id(response))
+        return list(self._parsed(body, parse_state, "state"))
+
+    async def originate(
+        self,
+        caller: str,
+        callee: str,
+        *,
+        caller_context: str | None = None,
+        callee_context: str | None = None,
+        extension: str | None = None,
+        timeout: int | None = None,
+    ) -> CallEvent:
+        """Start a click-to-dial call; returns the ``start`` event with the call uuid."""
+        body = _call_body(caller, callee, caller_context, callee_context, extension, timeout)
+        response = await self._authorized(
+            lambda headers: self._http.post(
+                "/extensions/phone/calls",
+                json=body,
+                headers={**headers, "Accept": "application/json"},
+            )
+        )
+        self._raise_for_status(response, "call request")
+        return parse_call(response.json())
+
+    async def cancel(self, uuid: str) -> None:
+        response = await self._authorized(
+            lambda headers: self._http.delete(f"/extensions/phone/calls/{uuid}", headers=headers)
+        )
+        self._raise_for_status(response, "call cancel")
+
+    # --- streams --------------------------------------------------------------------------
+
+    def _parsed(
+        self, frames: list[Any], parse: Callable[[Any], T], kind: str
+    ) -> "list[T]":
+        result = []
+        for frame in frames:
+            try:
+                result.append(parse(frame))
+            except MalformedEvent as exc:
+                logger.warning("%s: skipped malformed %s event: %s", self.account, kind, exc)
+        return result
+
+    async def _stream(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[str], T],
+        kind: str,
+        json_body: dict[str, Any] | None = None,
+    ) -> AsyncIterator[T]:
+        token = await self.access_token()
+        timeout = httpx.Timeout(self._http.timeout.connect, read=self.stream_read_timeout)
+        for attempt in (1, 2):
+            try:
+                async with aconnect_sse(
+                    self._http,
+                    method,
+                    path,
+                    json=json_body,
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=timeout,
+                ) as source:
+                    response = source.response
+                    if response.status_code == 401 and attempt == 1:
+                        token = await self.access_token(force_refresh=True)
+                        continue
+                    if response.status_code == 401:
+                        raise AuthenticationFailed(
+                            f"{kind} stream refused", status=401, request_id=_request_id(response)
+                        )
+                    if response.is_error:
+                        await response.aread()
+                    self._raise_for_status(response, f"{kind} stream")
+                    async for sse in source.aiter_sse():
+                        if not sse.data:
+                            continue
+                        try:
+                            yield parse(sse.data)
+                        except MalformedEvent as exc:
+                            logger.warning(
+                                "%s: skipped malformed %s event: %s", self.account, kind, exc
+                            )
+                    return
+            except SSEError as exc:
+                raise CTIError(f"{kind} stream is not an event stream: {exc}") from exc
+            except httpx.ReadTimeout as exc:
+                raise CTIError(f"{kind} stream stalled: nothing received in time") from exc
+            except httpx.HTTPError as exc:
+                raise CTIError(f"{kind} stream broke: {exc!r}") from exc
+
+    def stream_states(self) -> AsyncIterator[StateEvent]:
+        """Every extension's state first (bootstrap), then changes as they happen."""
+        return self._stream("GET", "/extensions/phone/states", parse_state, "state")
+
+    def stream_calls(self) -> AsyncIterator[CallEvent]:
+        """Call events of the whole K-Account from now on (no history)."""
+        return self._stream("GET", "/extensions/phone/calls", parse_call, "call")
+
+    def originate_stream(
+        self,
+        caller: str,
+        callee: str,
+        *,
+        caller_context: str | None = None,
+        callee_context: str | None = None,
+        extension: str | None = None,
+        timeout: int | None = None,
+    ) -> AsyncIterator[CallEvent]:
+        """Start a call and follow its progress from ``start`` to ``end``."""
+        body = _call_body(caller, callee, caller_context, callee_context, extension, timeout)
+        return self._stream("POST", "/extensions/phone/calls", parse_call, "call progress", body)
+
+
+def _call_body(
+    caller: str,
+    callee: str,
+    caller_context: str | None,
+    callee_context: str | None,
+    extension: str | None,
+    timeout: int | None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"caller": caller, "callee": callee}
+    if caller_context:
+        body["caller_context"] = caller_context
+    if callee_context:
+        body["callee_context"] = callee_context
+    if extension:
+        body["extension"] = extension
+    if timeout is not None:
+        body["timeout"] = timeout
+    return body

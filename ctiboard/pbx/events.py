@@ -1,0 +1,59 @@
+"""Everything the board learns live goes out from here, after the database has committed.
+
+Recipients are explicit: extension changes go to the tenant's group and each socket keeps
+only what ``Extension.objects.visible_to`` lets its user see; call progress and permission
+changes go to the one user they concern.
+"""
+
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from .models import CallAttempt, Extension
+
+
+def tenant_group(tenant_id: int) -> str:
+    return f"tenant.{tenant_id}"
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def _send_after_commit(group: str, message: dict[str, Any]) -> None:
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(group, message)
+
+    transaction.on_commit(send, robust=True)
+
+
+def extensions_changed(extensions: list[Extension]) -> None:
+    """Tiles of these extensions must be redrawn on every socket that may see them."""
+    by_tenant: dict[int, list[dict[str, Any]]] = {}
+    for extension in extensions:
+        by_tenant.setdefault(extension.tenant_id, []).append(extension.to_payload())
+    for tenant_id, payloads in by_tenant.items():
+        _send_after_commit(
+            tenant_group(tenant_id), {"type": "extensions.changed", "extensions": payloads}
+        )
+
+
+def tenant_status_changed(tenant_id: int) -> None:
+    _send_after_commit(tenant_group(tenant_id), {"type": "tenant.status", "tenant_id": tenant_id})
+
+
+def visibility_changed(user_id: int) -> None:
+    """The user's rights changed: his open sockets recompute what they show."""
+    _send_after_commit(user_group(user_id), {"type": "visibility.changed"})
+
+
+def call_progress(attempt: CallAttempt) -> None:
+    if attempt.user_id is None:
+        return
+    _send_after_commit(
+        user_group(attempt.user_id), {"type": "call.progress", "attempt_id": attempt.pk}
+    )

@@ -1,0 +1,297 @@
+"""Tenants (K-Accounts), their extensions with live state, and who may see what."""
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from ctiboard.cti.events import LINE_STATES, PRESENCES
+from ctiboard.lib.secrets import EncryptedTextField
+
+from . import states
+
+NFON_API_URL = "https://providersupportdata.cloud-cfg.com/v1"
+
+
+class ConnectionStatus(models.TextChoices):
+    NEVER = "never", _("Not connected yet")
+    CONNECTED = "connected", _("Connected")
+    RECONNECTING = "reconnecting", _("Reconnecting")
+    MISCONFIGURED = "misconfigured", _("Misconfigured")
+    DISABLED = "disabled", _("Disabled")
+
+
+class Tenant(models.Model):
+    name = models.CharField(_("name"), max_length=200)
+    account = models.CharField(
+        _("K-Account"),
+        max_length=32,
+        unique=True,
+        validators=[RegexValidator(r"^K[A-Z0-9]+$", _("A K-Account looks like K1234."))],
+        help_text=_("NFON customer account, e.g. K1234."),
+    )
+    api_base_url = models.URLField(_("CTI API base URL"), default=NFON_API_URL)
+    api_username = models.CharField(_("API username"), max_length=200)
+    api_password = EncryptedTextField(_("API password"))
+    enabled = models.BooleanField(
+        _("enabled"), default=True, help_text=_("Only enabled tenants are streamed.")
+    )
+    # Incremented for every stored change; sockets use it to notice a lost message.
+    event_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    connection_status = models.CharField(
+        max_length=20,
+        choices=ConnectionStatus.choices,
+        default=ConnectionStatus.NEVER,
+        editable=False,
+    )
+    status_since = models.DateTimeField(null=True, blank=True, editable=False)
+    status_detail = models.CharField(max_length=500, blank=True, editable=False)
+    last_event_at = models.DateTimeField(null=True, blank=True, editable=False)
+    credentials_changed_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("tenant")
+        verbose_name_plural = _("tenants")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.account})"
+
+    @property
+    def group_name(self) -> str:
+        return f"tenant.{self.pk}"
+
+
+class ExtensionQuerySet(models.QuerySet["Extension"]):
+    def visible_to(self, user: Any) -> "ExtensionQuerySet":
+        """The one rule for who may see an extension: board, sockets, click-to-call alike."""
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.none()
+        memberships = Membership.objects.filter(user=user)
+        whole_tenants = memberships.filter(sees_all_extensions=True).values("tenant")
+        chosen = Membership.extensions.through.objects.filter(membership__user=user).values(
+            "extension"
+        )
+        return self.filter(active=True).filter(Q(tenant__in=whole_tenants) | Q(pk__in=chosen))
+
+
+class Extension(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="extensions")
+    number = models.CharField(_("number"), max_length=32)
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    api_uuid = models.CharField(max_length=100, blank=True, editable=False)
+    # Gone from the PBX's extension list: kept for history, hidden from the board.
+    active = models.BooleanField(default=True, editable=False)
+    # Raw values as the PBX sent them; unknown ones are shown as such, never guessed.
+    line = models.CharField(max_length=40, default="unknown", editable=False)
+    presence = models.CharField(max_length=40, blank=True, editable=False)
+    line_since = models.DateTimeField(null=True, blank=True, editable=False)
+    presence_since = models.DateTimeField(null=True, blank=True, editable=False)
+    seq = models.PositiveBigIntegerField(default=0, editable=False)
+
+    objects = ExtensionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["tenant", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "number"], name="unique_extension_number")
+        ]
+        verbose_name = _("extension")
+        verbose_name_plural = _("extensions")
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.name}".strip()
+
+    @property
+    def dom_id(self) -> str:
+        return f"ext-{self.pk}"
+
+    @property
+    def line_label(self) -> str:
+        return states.line_label(self.line)
+
+    @property
+    def presence_label(self) -> str:
+        return states.presence_label(self.presence)
+
+    @property
+    def line_css(self) -> str:
+        return states.css_token(self.line, LINE_STATES)
+
+    @property
+    def presence_css(self) -> str:
+        return states.css_token(self.presence or "null", PRESENCES)
+
+    @property
+    def line_is_known(self) -> bool:
+        return self.line in LINE_STATES
+
+    # The worker pushes this over the channel layer so that web processes can render the
+    # tile without a database round trip per socket.
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "id": self.pk,
+            "tenant_id": self.tenant_id,
+            "number": self.number,
+            "name": self.name,
+            "line": self.line,
+            "presence": self.presence,
+            "line_since": self.line_since.isoformat() if self.line_since else None,
+            "presence_since": self.presence_since.isoformat() if self.presence_since else None,
+            "seq": self.seq,
+            "active": self.active,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> "Extension":
+        from datetime import datetime
+
+        def when(value: str | None) -> datetime | None:
+            return datetime.fromisoformat(value) if value else None
+
+        return cls(
+            pk=payload["id"],
+            tenant_id=payload["tenant_id"],
+            number=payload["number"],
+            name=payload["name"],
+            line=payload["line"],
+            presence=payload["presence"],
+            line_since=when(payload["line_since"]),
+            presence_since=when(payload["presence_since"]),
+            seq=payload["seq"],
+            active=payload["active"],
+        )
+
+
+class MembershipQuerySet(models.QuerySet["Membership"]):
+    def of(self, user: Any) -> "MembershipQuerySet":
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.none()
+        return self.filter(user=user, tenant__enabled=True)
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    own_extension = models.ForeignKey(
+        Extension,
+        verbose_name=_("own extension"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owners",
+        help_text=_("Calls started from the board ring this extension first."),
+    )
+    sees_all_extensions = models.BooleanField(
+        _("sees all extensions"),
+        default=False,
+        help_text=_("Otherwise only the extensions chosen below."),
+    )
+    extensions = models.ManyToManyField(
+        Extension,
+        verbose_name=_("visible extensions"),
+        blank=True,
+        related_name="visible_memberships",
+    )
+    can_call = models.BooleanField(
+        _("may start calls"),
+        default=True,
+        help_text=_("Call visible extensions from the own extension."),
+    )
+
+    objects = MembershipQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "tenant"], name="unique_membership"),
+        ]
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.tenant}"
+
+    def clean(self) -> None:
+        if self.own_extension_id and self.own_extension.tenant_id != self.tenant_id:
+            raise ValidationError(
+                {"own_extension": _("The own extension must belong to the same tenant.")}
+            )
+
+    @property
+    def may_call(self) -> bool:
+        return self.can_call and self.own_extension_id is not None
+
+
+class CallStatus(models.TextChoices):
+    REQUESTED = "requested", _("Requested")
+    STARTED = "start", _("Started")
+    CALLER_DIAL = "caller-dial", _("Dialling your phone")
+    CALLER_RING = "caller-ring", _("Your phone is ringing")
+    CALLER_ANSWER = "caller-answer", _("You answered")
+    DIAL = "dial", _("Dialling")
+    RING = "ring", _("Ringing")
+    ANSWER = "answer", _("Connected")
+    ENDED = "end", _("Ended")
+    FAILED = "failed", _("Failed")
+
+
+class CallAttempt(models.Model):
+    """A click-to-call request made from the board, and what became of it."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="call_attempts")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    caller = models.CharField(max_length=64)
+    callee = models.CharField(max_length=64)
+    callee_context = models.CharField(max_length=32)
+    uuid = models.CharField(max_length=64, blank=True, db_index=True)
+    status = models.CharField(
+        max_length=20, choices=CallStatus.choices, default=CallStatus.REQUESTED
+    )
+    error = models.CharField(max_length=200, blank=True)
+    request_id = models.CharField(max_length=100, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name = _("call attempt")
+        verbose_name_plural = _("call attempts")
+
+    def __str__(self) -> str:
+        return f"{self.caller} → {self.callee} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (CallStatus.ENDED, CallStatus.FAILED)
+
+    @property
+    def cancellable(self) -> bool:
+        return bool(self.uuid) and not self.finished
+
+    @property
+    def progress_label(self) -> str:
+        if self.status == CallStatus.ENDED:
+            if not self.error:
+                return str(_("Connected"))
+            return str(CALL_ERROR_LABELS.get(self.error, _("Failed (%(error)s)") % {"error": self.error}))
+        if self.status == CallStatus.FAILED:
+            return str(_("Failed: %(error)s") % {"error": self.error})
+        return str(self.get_status_display())
+
+
+CALL_ERROR_LABELS = {
+    "timeout": _("Not answered in time"),
+    "busy": _("Busy"),
+    "cancel": _("Cancelled"),
+    "reject": _("Rejected"),
+    "unspecified": _("Failed for an unspecified reason"),
+}
