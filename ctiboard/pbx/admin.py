@@ -11,10 +11,16 @@ from django.utils.translation import ngettext
 from ctiboard.cti.client import CTIClient, CTIError
 
 from . import events
-from .models import CallAttempt, Extension, Membership, Tenant
+from .models import NFON_API_URL, CallAttempt, Extension, Membership, Tenant
 
 
 class TenantForm(forms.ModelForm):  # type: ignore[type-arg]
+    api_base_url = forms.URLField(
+        label=_("CTI API base URL"),
+        assume_scheme="https",
+        initial=NFON_API_URL,
+        help_text=_("NFON's production API is %(url)s.") % {"url": NFON_API_URL},
+    )
     # The stored password is never sent back to the browser; leaving the field empty
     # keeps it, typing a new one replaces it.
     api_password = forms.CharField(

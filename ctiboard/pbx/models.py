@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -74,9 +74,10 @@ class ExtensionQuerySet(models.QuerySet["Extension"]):
             return self.none()
         memberships = Membership.objects.filter(user=user)
         whole_tenants = memberships.filter(sees_all_extensions=True).values("tenant")
-        chosen = Membership.extensions.through.objects.filter(membership__user=user).values(
-            "extension"
-        )
+        # A chosen extension counts only inside the membership's own tenant.
+        chosen = Membership.extensions.through.objects.filter(
+            membership__user=user, extension__tenant=F("membership__tenant")
+        ).values("extension")
         return self.filter(active=True).filter(Q(tenant__in=whole_tenants) | Q(pk__in=chosen))
 
 

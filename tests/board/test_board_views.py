@@ -1,0 +1,102 @@
+import re
+
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from tests.conftest import PASSWORD, Company
+
+
+def login(client: Client, user: User) -> Client:
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def tile_numbers(html: str) -> list[str]:
+    return re.findall(r'data-number="([^"]+)"', html)
+
+
+def test_anonymous_is_sent_to_login(client: Client, company: Company) -> None:
+    response = client.get(reverse("board", args=[company.tenant.account]))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_owner_sees_all_tiles_with_call_buttons(client: Client, owner: User, company: Company) -> None:
+    response = login(client, owner).get(reverse("board", args=[company.tenant.account]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert tile_numbers(html) == ["100", "101", "102", "103", "104", "105"]
+    # Every tile but his own has a call button; his own is marked as his.
+    assert html.count('name="extension"') == 5
+    assert 'class="tile line-idle presence-available mine"' in html
+    assert f'ws-connect="/ws/board/{company.tenant.account}/"' in html
+
+
+def test_member_sees_exactly_his_extensions(client: Client, member: User, company: Company) -> None:
+    html = login(client, member).get(reverse("board", args=[company.tenant.account])).content
+    assert tile_numbers(html.decode()) == ["101", "102"]
+    assert b"Person 3" not in html
+
+
+def test_stranger_gets_404_not_a_hint(client: Client, stranger: User, company: Company) -> None:
+    response = login(client, stranger).get(reverse("board", args=[company.tenant.account]))
+    assert response.status_code == 404
+    assert b"Person" not in response.content
+
+
+def test_home_redirects_a_single_tenant_user_to_his_board(
+    client: Client, member: User, company: Company
+) -> None:
+    response = login(client, member).get(reverse("home"))
+    assert response["Location"] == reverse("board", args=[company.tenant.account])
+
+
+def test_home_explains_when_user_has_no_tenant(client: Client, db: None) -> None:
+    user = User.objects.create_user("lonely", password=PASSWORD)
+    response = login(client, user).get(reverse("home"))
+    assert response.status_code == 200
+    assert b"not a member of any PBX" in response.content
+
+
+def test_htmx_request_gets_only_the_grid(client: Client, owner: User, company: Company) -> None:
+    response = login(client, owner).get(
+        reverse("board", args=[company.tenant.account]), headers={"HX-Request": "true"}
+    )
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="tiles"')
+    assert "<html" not in html
+
+
+def test_undocumented_line_value_is_shown_as_unknown(
+    client: Client, owner: User, company: Company
+) -> None:
+    ext = company.extensions[2]
+    ext.line = "busy"
+    ext.save()
+    html = login(client, owner).get(reverse("board", args=[company.tenant.account])).content
+    assert b"Unknown (busy)" in html
+    assert b"line-unknown" in html
+
+
+def test_user_without_own_extension_sees_no_call_buttons_and_why(
+    client: Client, member: User, company: Company
+) -> None:
+    membership = member.memberships.get()
+    membership.own_extension = None
+    membership.save()
+    html = login(client, member).get(reverse("board", args=[company.tenant.account])).content
+    assert b'name="extension"' not in html
+    assert b"No own extension" in html
+
+
+def test_healthz(client: Client, db: None) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.content == b"ok"
+
+
+def test_pages_carry_a_csp_with_nonce(client: Client, owner: User, company: Company) -> None:
+    response = login(client, owner).get(reverse("board", args=[company.tenant.account]))
+    policy = response["Content-Security-Policy"]
+    nonce = re.search(r"'nonce-([^']+)'", policy)
+    assert nonce and f'nonce="{nonce.group(1)}"' in response.content.decode()

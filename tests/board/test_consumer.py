@@ -1,0 +1,169 @@
+"""The board socket through the full ASGI application, as a browser would use it."""
+
+import asyncio
+import re
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
+from django.test import Client
+
+from ctiboard.asgi import application
+from ctiboard.pbx import store
+from ctiboard.cti.events import StateEvent
+from ctiboard.pbx.models import Extension, Membership
+from tests.conftest import PASSWORD, Company
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def session_cookie(user: User) -> bytes:
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def connect(user: User | None, account: str) -> WebsocketCommunicator:
+    headers = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
+    if user is not None:
+        headers.append((b"cookie", await sync_to_async(session_cookie)(user)))
+    return WebsocketCommunicator(application, f"/ws/board/{account}/", headers=headers)
+
+
+def tile_ids(html: str) -> set[str]:
+    return set(re.findall(r'<article id="(ext-\d+)"', html))
+
+
+def state(number: str, line: str, presence: str = "available") -> StateEvent:
+    return StateEvent(
+        extension=number, customer=None, line=line, presence=presence, updated=None, raw={}
+    )
+
+
+async def apply(company: Company, *events: StateEvent) -> None:
+    def write() -> None:
+        tenant_state = store.load_state(company.tenant.pk)
+        tenant_state.account = company.tenant.account
+        store.apply_states(tenant_state, list(events))
+
+    await sync_to_async(write)()
+
+
+async def test_anonymous_socket_is_refused(company: Company) -> None:
+    communicator = await connect(None, company.tenant.account)
+    connected, code = await communicator.connect()
+    assert not connected and code == 4403
+
+
+async def test_stranger_socket_is_refused(stranger: User, company: Company) -> None:
+    communicator = await connect(stranger, company.tenant.account)
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_foreign_origin_is_refused(owner: User, company: Company) -> None:
+    cookie = await sync_to_async(session_cookie)(owner)
+    communicator = WebsocketCommunicator(
+        application,
+        f"/ws/board/{company.tenant.account}/",
+        headers=[(b"origin", b"https://evil.example"), (b"cookie", cookie)],
+    )
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_connect_sends_the_current_grid(member: User, company: Company) -> None:
+    communicator = await connect(member, company.tenant.account)
+    connected, _ = await communicator.connect()
+    assert connected
+    first = await communicator.receive_from()
+    assert first.startswith('\n  <div id="tiles"') or '<div id="tiles"' in first
+    assert 'hx-swap-oob="true"' in first
+    assert tile_ids(first) == {f"ext-{e.pk}" for e in company.extensions[1:3]}
+    assert 'id="pbx-status"' in first
+    await communicator.disconnect()
+
+
+async def test_changes_reach_only_sockets_that_may_see_them(
+    owner: User, member: User, stranger: User, company: Company, other_company: Company
+) -> None:
+    owner_socket = await connect(owner, company.tenant.account)
+    member_socket = await connect(member, company.tenant.account)
+    stranger_socket = await connect(stranger, other_company.tenant.account)
+    for socket in (owner_socket, member_socket, stranger_socket):
+        assert (await socket.connect())[0]
+        await socket.receive_from()  # the initial grid
+
+    # 104 is visible to the owner only, 102 to owner and member.
+    await apply(company, state("104", "ringing"))
+    pushed = await owner_socket.receive_from()
+    assert tile_ids(pushed) == {f"ext-{company.extensions[4].pk}"}
+    assert "Ringing" in pushed and 'hx-swap-oob="true"' in pushed
+    assert await member_socket.receive_nothing(timeout=0.2)
+
+    await apply(company, state("102", "in-use"))
+    for socket in (owner_socket, member_socket):
+        pushed = await socket.receive_from()
+        assert tile_ids(pushed) == {f"ext-{company.extensions[2].pk}"}
+        assert "On a call" in pushed
+    assert await stranger_socket.receive_nothing(timeout=0.2)
+    for socket in (owner_socket, member_socket, stranger_socket):
+        await socket.disconnect()
+
+
+async def test_permission_change_reaches_an_open_socket(member: User, company: Company) -> None:
+    socket = await connect(member, company.tenant.account)
+    assert (await socket.connect())[0]
+    await socket.receive_from()
+
+    def grant_104() -> None:
+        from ctiboard.pbx import events
+
+        membership = Membership.objects.get(user=member)
+        membership.extensions.add(company.extensions[4])
+        events.visibility_changed(member.pk)
+
+    await sync_to_async(grant_104)()
+    resync = await socket.receive_from()
+    assert f"ext-{company.extensions[4].pk}" in tile_ids(resync)
+    # And from now on its changes arrive too.
+    await apply(company, state("104", "ringing"))
+    assert "Ringing" in await socket.receive_from()
+    await socket.disconnect()
+
+
+async def test_revoked_membership_closes_the_socket(member: User, company: Company) -> None:
+    socket = await connect(member, company.tenant.account)
+    assert (await socket.connect())[0]
+    await socket.receive_from()
+
+    def revoke() -> None:
+        from ctiboard.pbx import events
+
+        Membership.objects.filter(user=member).delete()
+        events.visibility_changed(member.pk)
+
+    await sync_to_async(revoke)()
+    output = await socket.receive_output(timeout=2)
+    assert output == {"type": "websocket.close", "code": 4403}
+
+
+async def test_messages_from_the_browser_are_ignored(owner: User, company: Company) -> None:
+    socket = await connect(owner, company.tenant.account)
+    assert (await socket.connect())[0]
+    await socket.receive_from()
+    await socket.send_to(text_data='{"HEADERS": {}, "evil": "<script>"}')
+    assert await socket.receive_nothing(timeout=0.2)
+    await socket.disconnect()
+
+
+async def test_unchanged_state_pushes_nothing(owner: User, company: Company) -> None:
+    socket = await connect(owner, company.tenant.account)
+    assert (await socket.connect())[0]
+    await socket.receive_from()
+    await apply(company, state("103", "idle", "available"))  # what is already stored
+    assert await socket.receive_nothing(timeout=0.2)
+    await socket.disconnect()
+    await asyncio.sleep(0)
+    assert await Extension.objects.filter(number="103", tenant=company.tenant).aget()
