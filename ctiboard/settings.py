@@ -201,3 +201,7 @@ CTIBOARD_STREAM_READ_TIMEOUT = env_float("CTIBOARD_STREAM_READ_TIMEOUT", 60, min
 # Keys that encrypt stored CTI API passwords (comma-separated; the first encrypts, all
 # decrypt). Without them a key derived from SECRET_KEY is used.
 CTIBOARD_CREDENTIALS_KEYS = env_list("CTIBOARD_CREDENTIALS_KEYS", [])
+# The demo's simulated PBX: same seed, same names and the same traffic on every start.
+CTIBOARD_DEMO_SEED = env_int("CTIBOARD_DEMO_SEED", 1)
+CTIBOARD_DEMO_EXTENSIONS = env_int("CTIBOARD_DEMO_EXTENSIONS", 48, minimum=1)
+CTIBOARD_DEMO_TRAFFIC_RATE = env_float("CTIBOARD_DEMO_TRAFFIC_RATE", 1.5, minimum=0)

@@ -41,7 +41,11 @@ def make_company(
     )
     extensions = [
         Extension.objects.create(
-            tenant=tenant, number=str(100 + i), name=f"Person {i}", line="idle", presence="available"
+            tenant=tenant,
+            number=str(100 + i),
+            name=f"Person {i}",
+            line="idle",
+            presence="available",
         )
         for i in range(count)
     ]

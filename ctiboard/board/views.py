@@ -1,5 +1,8 @@
+from typing import cast
+
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -36,21 +39,22 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def board(request: HtmxHttpRequest, account: str) -> HttpResponse:
-    membership = membership_for(request.user, account)
+    user = cast(User, request.user)
+    membership = membership_for(user, account)
     if membership is None:
         raise Http404
     viewer = Viewer.of(membership)
-    extensions = visible_extensions(request.user, membership.tenant)
+    extensions = visible_extensions(user, membership.tenant)
     context = {
         "viewer": viewer,
         "tenant": membership.tenant,
         "account": account,
         "membership": membership,
         "tiles": [tile_context(extension, viewer) for extension in extensions],
-        "other_memberships": Membership.objects.of(request.user)
+        "other_memberships": Membership.objects.of(user)
         .exclude(pk=membership.pk)
         .select_related("tenant"),
-        "attempt": CallAttempt.objects.filter(user=request.user, tenant=membership.tenant)
+        "attempt": CallAttempt.objects.filter(user=user, tenant=membership.tenant)
         .order_by("-created")
         .first(),
     }
@@ -59,8 +63,14 @@ def board(request: HtmxHttpRequest, account: str) -> HttpResponse:
     return render(request, "board/board.html", context)
 
 
-def _call_status(request: HttpRequest, attempt: CallAttempt | None, account: str, *,
-                 message: str = "", status: int = 200) -> HttpResponse:
+def _call_status(
+    request: HttpRequest,
+    attempt: CallAttempt | None,
+    account: str,
+    *,
+    message: str = "",
+    status: int = 200,
+) -> HttpResponse:
     return render(
         request,
         "board/board.html#call-status",
@@ -80,7 +90,8 @@ def _after_post(request: HtmxHttpRequest, response: HttpResponse, account: str) 
 @login_required
 @require_POST
 async def start_call(request: HtmxHttpRequest, account: str) -> HttpResponse:
-    user = await request.auser()
+    # login_required let only authenticated users through.
+    user = cast(User, await request.auser())
     membership = await sync_to_async(membership_for)(user, account)
     if membership is None:
         raise Http404
@@ -91,9 +102,7 @@ async def start_call(request: HtmxHttpRequest, account: str) -> HttpResponse:
             request, None, account, message=_("Choose an extension to call."), status=400
         )
     target = await (
-        Extension.objects.visible_to(user)
-        .filter(tenant=membership.tenant, pk=target_id)
-        .afirst()
+        Extension.objects.visible_to(user).filter(tenant=membership.tenant, pk=target_id).afirst()
     )
     if target is None:
         raise Http404
@@ -124,7 +133,8 @@ async def start_call(request: HtmxHttpRequest, account: str) -> HttpResponse:
 @login_required
 @require_POST
 async def cancel_call(request: HtmxHttpRequest, account: str, attempt_id: int) -> HttpResponse:
-    user = await request.auser()
+    # login_required let only authenticated users through.
+    user = cast(User, await request.auser())
     attempt = await (
         CallAttempt.objects.select_related("tenant")
         .filter(pk=attempt_id, user=user, tenant__account=account, tenant__memberships__user=user)

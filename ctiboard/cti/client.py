@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -248,7 +248,9 @@ class CTIClient:
         return result
 
     async def states_snapshot(self, extensions: list[str] | None = None) -> list[StateEvent]:
-        params = [("extension", number) for number in extensions or []]
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            ("extension", number) for number in extensions or []
+        ]
         response = await self._authorized(
             lambda headers: self._http.get(
                 "/extensions/phone/states",
@@ -292,9 +294,7 @@ class CTIClient:
 
     # --- streams --------------------------------------------------------------------------
 
-    def _parsed(
-        self, frames: list[Any], parse: Callable[[Any], T], kind: str
-    ) -> "list[T]":
+    def _parsed(self, frames: list[Any], parse: Callable[[Any], T], kind: str) -> "list[T]":
         result = []
         for frame in frames:
             try:
@@ -310,7 +310,7 @@ class CTIClient:
         parse: Callable[[str], T],
         kind: str,
         json_body: dict[str, Any] | None = None,
-    ) -> AsyncIterator[T]:
+    ) -> AsyncGenerator[T, None]:
         token = await self.access_token()
         timeout = httpx.Timeout(self._http.timeout.connect, read=self.stream_read_timeout)
         for attempt in (1, 2):
@@ -351,11 +351,11 @@ class CTIClient:
             except httpx.HTTPError as exc:
                 raise CTIError(f"{kind} stream broke: {exc!r}") from exc
 
-    def stream_states(self) -> AsyncIterator[StateEvent]:
+    def stream_states(self) -> AsyncGenerator[StateEvent, None]:
         """Every extension's state first (bootstrap), then changes as they happen."""
         return self._stream("GET", "/extensions/phone/states", parse_state, "state")
 
-    def stream_calls(self) -> AsyncIterator[CallEvent]:
+    def stream_calls(self) -> AsyncGenerator[CallEvent, None]:
         """Call events of the whole K-Account from now on (no history)."""
         return self._stream("GET", "/extensions/phone/calls", parse_call, "call")
 
@@ -368,7 +368,7 @@ class CTIClient:
         callee_context: str | None = None,
         extension: str | None = None,
         timeout: int | None = None,
-    ) -> AsyncIterator[CallEvent]:
+    ) -> AsyncGenerator[CallEvent, None]:
         """Start a call and follow its progress from ``start`` to ``end``."""
         body = _call_body(caller, callee, caller_context, callee_context, extension, timeout)
         return self._stream("POST", "/extensions/phone/calls", parse_call, "call progress", body)

@@ -13,6 +13,7 @@ from django.db import models
 
 logger = logging.getLogger(__name__)
 
+
 def _derive(secret: str) -> bytes:
     key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"ctiboard credentials")
     return base64.urlsafe_b64encode(key.derive(secret.encode()))

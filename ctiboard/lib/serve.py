@@ -60,7 +60,7 @@ def serve(
                 on_listening(address.host, address.port)
 
     reactor.callWhenRunning(start_background)  # type: ignore[attr-defined]
-    reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)  # type: ignore[attr-defined]
+    reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)  # type: ignore[attr-defined,arg-type]
     _Server(
         application,
         endpoints=build_endpoint_description_strings(host=host, port=port),

@@ -57,7 +57,14 @@ class TenantForm(forms.ModelForm):  # type: ignore[type-arg]
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     form = TenantForm
-    list_display = ["name", "account", "enabled", "connection_status", "status_since", "last_event_at"]
+    list_display = [
+        "name",
+        "account",
+        "enabled",
+        "connection_status",
+        "status_since",
+        "last_event_at",
+    ]
     list_filter = ["enabled", "connection_status"]
     search_fields = ["name", "account"]
     readonly_fields = ["connection_status", "status_since", "status_detail", "last_event_at"]
@@ -109,7 +116,9 @@ class MembershipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     filter_horizontal = ["extensions"]
     list_select_related = ["user", "tenant", "own_extension"]
 
-    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets, change: bool) -> None:  # type: ignore[no-untyped-def,type-arg]
+    def save_related(
+        self, request: HttpRequest, form: forms.ModelForm, formsets, change: bool
+    ) -> None:  # type: ignore[no-untyped-def,type-arg]
         super().save_related(request, form, formsets, change)
         # After the many-to-many rows are written, so open boards recompute from the truth.
         events.visibility_changed(form.instance.user_id)
@@ -128,7 +137,16 @@ class MembershipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(CallAttempt)
 class CallAttemptAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ["created", "tenant", "user", "caller", "callee", "status", "error", "request_id"]
+    list_display = [
+        "created",
+        "tenant",
+        "user",
+        "caller",
+        "callee",
+        "status",
+        "error",
+        "request_id",
+    ]
     list_filter = ["tenant", "status"]
     search_fields = ["caller", "callee", "uuid", "request_id", "user__username"]
     readonly_fields = [field.name for field in CallAttempt._meta.fields]

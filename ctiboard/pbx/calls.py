@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from asgiref.sync import sync_to_async
 from django.utils.translation import gettext as _
@@ -68,15 +68,13 @@ async def _failed(attempt: CallAttempt, exc: BaseException) -> CallAttempt:
         message, request_id = _("The PBX did not answer the call request in time."), ""
     else:
         message, request_id = _("The PBX ended the call request without an answer."), ""
-    logger.warning(
-        "call %s -> %s failed to start: %s", attempt.caller, attempt.callee, message
-    )
+    logger.warning("call %s -> %s failed to start: %s", attempt.caller, attempt.callee, message)
     return await sync_to_async(record)(
         attempt.pk, status=CallStatus.FAILED, error=message, request_id=request_id
     )
 
 
-async def _follow(attempt_id: int, client: CTIClient, progress: AsyncIterator[CallEvent]) -> None:
+async def _follow(attempt_id: int, client: CTIClient, progress: AsyncGenerator[CallEvent, None]) -> None:
     try:
         async with asyncio.timeout(FOLLOW_TIMEOUT):
             async for event in progress:
@@ -91,7 +89,7 @@ async def _follow(attempt_id: int, client: CTIClient, progress: AsyncIterator[Ca
     except (CTIError, TimeoutError) as exc:
         await sync_to_async(record)(attempt_id, status=CallStatus.FAILED, error=str(exc))
     finally:
-        await progress.aclose()  # type: ignore[attr-defined]
+        await progress.aclose()
         await client.aclose()
 
 

@@ -195,10 +195,7 @@ class Supervisor:
             await self.stop_all()
 
     async def reconcile(self) -> None:
-        wanted = {
-            config.tenant_id: config
-            for config in await sync_to_async(_enabled_configs)()
-        }
+        wanted = {config.tenant_id: config for config in await sync_to_async(_enabled_configs)()}
         for tenant_id, (config, task) in list(self.running.items()):
             if wanted.get(tenant_id) != config or task.done():
                 await self._stop(tenant_id)
@@ -227,9 +224,11 @@ def _enabled_configs() -> list[TenantConfig]:
 
 
 def _mark_disabled() -> None:
-    for tenant_id in Tenant.objects.filter(enabled=False).exclude(
-        connection_status=ConnectionStatus.DISABLED
-    ).values_list("pk", flat=True):
+    for tenant_id in (
+        Tenant.objects.filter(enabled=False)
+        .exclude(connection_status=ConnectionStatus.DISABLED)
+        .values_list("pk", flat=True)
+    ):
         store.set_status(tenant_id, ConnectionStatus.DISABLED)
 
 

@@ -220,7 +220,8 @@ class Membership(models.Model):
         return f"{self.user} @ {self.tenant}"
 
     def clean(self) -> None:
-        if self.own_extension_id and self.own_extension.tenant_id != self.tenant_id:
+        own = self.own_extension
+        if own is not None and own.tenant_id != self.tenant_id:
             raise ValidationError(
                 {"own_extension": _("The own extension must belong to the same tenant.")}
             )
@@ -283,7 +284,9 @@ class CallAttempt(models.Model):
         if self.status == CallStatus.ENDED:
             if not self.error:
                 return str(_("Connected"))
-            return str(CALL_ERROR_LABELS.get(self.error, _("Failed (%(error)s)") % {"error": self.error}))
+            return str(
+                CALL_ERROR_LABELS.get(self.error, _("Failed (%(error)s)") % {"error": self.error})
+            )
         if self.status == CallStatus.FAILED:
             return str(_("Failed: %(error)s") % {"error": self.error})
         return str(self.get_status_display())

@@ -151,9 +151,7 @@ def _save(
             Extension.objects.bulk_update(
                 changed, ["line", "presence", "line_since", "presence_since", "seq"]
             )
-            Tenant.objects.filter(pk=state.tenant_id).update(
-                event_seq=state.seq, last_event_at=now
-            )
+            Tenant.objects.filter(pk=state.tenant_id).update(event_seq=state.seq, last_event_at=now)
             events.extensions_changed(changed)
     return changed
 
@@ -164,7 +162,9 @@ def set_status(tenant_id: int, status: ConnectionStatus, detail: str = "") -> No
         updated = (
             Tenant.objects.filter(pk=tenant_id)
             .exclude(connection_status=status, status_detail=detail[:500])
-            .update(connection_status=status, status_detail=detail[:500], status_since=timezone.now())
+            .update(
+                connection_status=status, status_detail=detail[:500], status_since=timezone.now()
+            )
         )
         if updated:
             events.tenant_status_changed(tenant_id)

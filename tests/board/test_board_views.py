@@ -22,7 +22,9 @@ def test_anonymous_is_sent_to_login(client: Client, company: Company) -> None:
     assert response["Location"].startswith(reverse("login"))
 
 
-def test_owner_sees_all_tiles_with_call_buttons(client: Client, owner: User, company: Company) -> None:
+def test_owner_sees_all_tiles_with_call_buttons(
+    client: Client, owner: User, company: Company
+) -> None:
     response = login(client, owner).get(reverse("board", args=[company.tenant.account]))
     html = response.content.decode()
     assert response.status_code == 200

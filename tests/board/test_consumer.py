@@ -10,8 +10,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from ctiboard.asgi import application
-from ctiboard.pbx import store
 from ctiboard.cti.events import StateEvent
+from ctiboard.pbx import store
 from ctiboard.pbx.models import Extension, Membership
 from tests.conftest import PASSWORD, Company
 

@@ -1,0 +1,25 @@
+"""The demo's embedded PBX simulator: one per process, served under a URL prefix."""
+
+from typing import Any
+
+from django.conf import settings
+
+from ctiboard.simulator.app import build_app
+from ctiboard.simulator.core import Simulator
+
+_simulator: Simulator | None = None
+_app: Any = None
+
+
+def embedded_simulator() -> Simulator:
+    global _simulator
+    if _simulator is None:
+        _simulator = Simulator(seed=settings.CTIBOARD_DEMO_SEED)
+    return _simulator
+
+
+def simulator_app() -> Any:
+    global _app
+    if _app is None:
+        _app = build_app(embedded_simulator())
+    return _app
