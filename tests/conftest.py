@@ -1,5 +1,6 @@
 """Shared fixtures: a tenant with extensions, and users who may see all, some or none of it."""
 
+import asyncio
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -8,6 +9,9 @@ import pytest
 from django.contrib.auth.models import User
 from hypothesis import settings as hypothesis_settings
 
+from ctiboard.cti.client import CTIClient
+from ctiboard.cti.events import ExtensionData
+from ctiboard.pbx import store
 from ctiboard.pbx.models import Extension, Membership, Tenant
 
 # Shared CI machines are slow and noisy: judge examples, not their speed.
@@ -101,6 +105,61 @@ def stranger(other_company: Company) -> User:
     user = make_user("stranger")
     Membership.objects.create(user=user, tenant=other_company.tenant, sees_all_extensions=True)
     return user
+
+
+@dataclass
+class Pbx:
+    """A fresh K-Account in the running simulator."""
+
+    account: str
+    username: str
+    password: str
+    base_url: str
+    control: "SimulatorControl"  # noqa: F821
+
+    def client(self, **options: object) -> CTIClient:
+        return CTIClient(self.base_url, self.username, self.password, self.account, **options)  # type: ignore[arg-type]
+
+    def truth(self) -> dict[str, tuple[str, str]]:
+        return {s["extension"]: (s["line"], s["presence"]) for s in self.control.states(self.account)}
+
+
+@pytest.fixture
+def pbx(simulator: "SimulatorProcess") -> Iterator[Pbx]:  # noqa: F821
+    account = unique_account()
+    pbx = Pbx(
+        account=account,
+        username=f"{account}/ctiboard",
+        password=f"secret-{account}",
+        base_url=simulator.base_url,
+        control=simulator.control,
+    )
+    # time_scale shrinks every simulated ring and answer delay to milliseconds.
+    pbx.control.create_tenant(
+        account, pbx.username, pbx.password, extensions=8, seed=3, time_scale=0.02
+    )
+    yield pbx
+    pbx.control.delete_tenant(account)
+
+
+@pytest.fixture
+def pbx_company(pbx: Pbx, db: None) -> Company:
+    """A tenant whose extensions were synced from the simulator as the worker does it."""
+    tenant = Tenant.objects.create(
+        name=f"Company {pbx.account}",
+        account=pbx.account,
+        api_base_url=pbx.base_url,
+        api_username=pbx.username,
+        api_password=pbx.password,
+    )
+
+    async def listed() -> list[ExtensionData]:
+        async with pbx.client() as client:
+            return await client.extensions()
+
+    state = store.load_state(tenant.pk)
+    store.sync_extensions(state, asyncio.run(listed()))
+    return Company(tenant, list(Extension.objects.filter(tenant=tenant).order_by("number")))
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,6 @@ from .events import (
 
 logger = logging.getLogger(__name__)
 
-# Refresh this long before the access token runs out, so no request races its expiry.
 REFRESH_MARGIN_SECONDS = 30.0
 T = TypeVar("T")
 
@@ -61,6 +60,9 @@ class Tokens:
     access: str
     refresh: str
     access_expires_at: float
+    # Refresh this long before expiry, so no request races it: 30 s of NFON's 5 minutes, a
+    # fifth of the lifetime for shorter tokens.
+    refresh_margin: float = REFRESH_MARGIN_SECONDS
 
     @classmethod
     def from_response(cls, body: object) -> "Tokens":
@@ -69,11 +71,18 @@ class Tokens:
         access, refresh = body.get("access-token"), body.get("refresh-token")
         if not isinstance(access, str) or not isinstance(refresh, str):
             raise CTIError("login answered without access-token/refresh-token")
-        return cls(access=access, refresh=refresh, access_expires_at=_expiry(access))
+        expires_at = _expiry(access)
+        lifetime = max(0.0, expires_at - time.time())
+        return cls(
+            access=access,
+            refresh=refresh,
+            access_expires_at=expires_at,
+            refresh_margin=min(REFRESH_MARGIN_SECONDS, lifetime / 5),
+        )
 
     def fresh(self, now: float | None = None) -> bool:
         now = time.time() if now is None else now
-        return self.access_expires_at - REFRESH_MARGIN_SECONDS > now
+        return self.access_expires_at - self.refresh_margin > now
 
 
 def _expiry(token: str) -> float:

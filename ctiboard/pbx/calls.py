@@ -1,6 +1,7 @@
 """Click-to-call: place a call through the CTI API and follow its progress to the end."""
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import AsyncGenerator
 
@@ -52,7 +53,11 @@ async def place(attempt: CallAttempt, tenant: Tenant) -> CallAttempt:
         return await _failed(attempt, exc)
     attempt = await sync_to_async(record)(attempt.pk, uuid=first.uuid, **_progress(first))
     if not attempt.finished:
-        task = asyncio.create_task(_follow(attempt.pk, client, progress))
+        # A fresh context: the request's thread-sensitive executor ends with the request,
+        # while the follower outlives it.
+        task = asyncio.create_task(
+            _follow(attempt.pk, client, progress), context=contextvars.Context()
+        )
         _followers.add(task)
         task.add_done_callback(_followers.discard)
     else:

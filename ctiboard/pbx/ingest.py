@@ -38,15 +38,15 @@ class TenantConfig:
 
 
 class Backoff:
-    """Exponential backoff with full jitter, capped."""
+    """Exponential backoff with full jitter, capped, never shorter than ``floor``."""
 
-    def __init__(self, base: float = 0.5, cap: float = 60.0) -> None:
-        self.base, self.cap, self.attempt = base, cap, 0
+    def __init__(self, base: float = 0.5, cap: float = 60.0, floor: float = 0.0) -> None:
+        self.base, self.cap, self.floor, self.attempt = base, cap, floor, 0
 
     def next_delay(self) -> float:
         delay = random.uniform(0, min(self.cap, self.base * 2**self.attempt))
         self.attempt += 1
-        return delay
+        return max(self.floor, delay)
 
     def reset(self) -> None:
         self.attempt = 0
@@ -89,7 +89,9 @@ class TenantIngest:
 
     async def _read_forever(self) -> None:
         backoff = Backoff()
-        auth_backoff = Backoff(base=5.0, cap=300.0)
+        # Refused credentials will not heal by retrying: knock rarely. A corrected password
+        # restarts this task at once (the supervisor watches the credentials).
+        auth_backoff = Backoff(base=60.0, cap=900.0, floor=30.0)
         while True:
             try:
                 async with self._client() as client:
