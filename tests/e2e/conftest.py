@@ -1,0 +1,106 @@
+"""The demo exactly as a newcomer runs it (``manage.py demo``), driven by real Chromium."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Demo:
+    url: str
+    process: subprocess.Popen[str]
+
+    @property
+    def control(self) -> str:
+        return f"{self.url}/pbx-simulator/_sim"
+
+
+def start_demo(data_dir: Path, port: int, **env: str) -> Demo:
+    environment = {
+        **os.environ,
+        "CTIBOARD_DATA_DIR": str(data_dir),
+        "CTIBOARD_DEMO_PASSWORD": "demo",
+        "DJANGO_SETTINGS_MODULE": "ctiboard.settings",
+        "PYTHONUNBUFFERED": "1",
+        **env,
+    }
+    environment.pop("DATABASE_URL", None)
+    environment.pop("REDIS_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "demo", "--port", str(port)],
+        cwd=REPO,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    demo = Demo(f"http://127.0.0.1:{port}", process)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"demo exited early:\n{process.stdout.read() if process.stdout else ''}")
+        try:
+            if httpx.get(f"{demo.url}/healthz", timeout=1).status_code == 200:
+                return demo
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("demo did not become healthy within 60 s")
+
+
+def stop_demo(demo: Demo) -> str:
+    demo.process.terminate()
+    try:
+        output, _ = demo.process.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        demo.process.kill()
+        output, _ = demo.process.communicate()
+    return output
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    running = start_demo(
+        tmp_path_factory.mktemp("demo"), free_port(), CTIBOARD_DEMO_TRAFFIC_RATE="0"
+    )
+    yield running
+    stop_demo(running)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()

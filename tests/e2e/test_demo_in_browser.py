@@ -1,0 +1,80 @@
+"""The issue's "done when": a newcomer runs the demo, logs in as alice, watches tiles change
+live, clicks a tile and sees the call start. Real Chromium, real server process."""
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Demo
+
+pytestmark = pytest.mark.browser
+
+
+def log_in(browser: Any, demo: Demo, username: str) -> Any:
+    page = browser.new_page()
+    page.goto(f"{demo.url}/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "demo")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#socket-status[data-state=live]", timeout=10_000)
+    return page
+
+
+def test_alice_watches_tiles_change_live(browser: Any, demo: Demo) -> None:
+    page = log_in(browser, demo, "alice")
+    assert page.locator("#tiles article.tile").count() == 48
+    tile = page.locator("#tiles article.tile").nth(5)
+    number = tile.get_attribute("data-number")
+
+    httpx.put(
+        f"{demo.control}/tenants/K1000/extensions/{number}/state",
+        json={"line": "ringing", "presence": "dnd"},
+    ).raise_for_status()
+    updated = page.locator(f'#tiles article.tile[data-number="{number}"]')
+    updated.locator(".line dd", has_text="Ringing").wait_for(timeout=5_000)
+    assert "Do not disturb" in updated.locator(".presence dd").inner_text()
+    assert "line-ringing" in (updated.get_attribute("class") or "")
+
+    # A value NFON sends but never documented is shown as unknown, not guessed.
+    httpx.put(
+        f"{demo.control}/tenants/K1000/extensions/{number}/state", json={"line": "busy"}
+    ).raise_for_status()
+    updated.locator(".line dd", has_text="Unknown (busy)").wait_for(timeout=5_000)
+    page.close()
+
+
+def test_alice_clicks_a_tile_and_the_call_starts_and_connects(browser: Any, demo: Demo) -> None:
+    page = log_in(browser, demo, "alice")
+    target = page.locator("#tiles article.tile:not(.mine)").nth(2)
+    target.get_by_role("button").click()
+    status = page.locator("#call-status")
+    status.locator(".progress").wait_for(timeout=5_000)
+    assert "Call " in status.inner_text()
+    # Each step arrives over the socket until the PBX reports the call set up.
+    status.locator(".progress", has_text="Connected").wait_for(timeout=20_000)
+    page.close()
+
+
+def test_a_ringing_call_can_be_cancelled(browser: Any, demo: Demo) -> None:
+    page = log_in(browser, demo, "alice")
+    own = page.locator("#tiles article.tile.mine").get_attribute("data-number")
+    httpx.put(
+        f"{demo.control}/tenants/K1000/extensions/{own}/behaviour", json={"mode": "never"}
+    ).raise_for_status()
+    try:
+        page.locator("#tiles article.tile:not(.mine)").nth(4).get_by_role("button").click()
+        page.get_by_role("button", name="Cancel call").click(timeout=5_000)
+        page.locator("#call-status .progress", has_text="Cancelled").wait_for(timeout=10_000)
+    finally:
+        httpx.put(
+            f"{demo.control}/tenants/K1000/extensions/{own}/behaviour",
+            json={"mode": "answer", "answer_after": 1.0},
+        ).raise_for_status()
+    page.close()
+
+
+def test_bob_sees_only_his_team(browser: Any, demo: Demo) -> None:
+    page = log_in(browser, demo, "bob")
+    assert page.locator("#tiles article.tile").count() == 12
+    page.close()
