@@ -97,7 +97,7 @@ async def test_call_can_be_cancelled_while_ringing(
 async def test_invisible_extension_cannot_be_called(
     caller: User, pbx: Pbx, pbx_company: Company
 ) -> None:
-    status, html = await post_call(caller, pbx_company, pbx_company.extensions[6].pk)
+    status, _ = await post_call(caller, pbx_company, pbx_company.extensions[6].pk)
     assert status == 404
     assert not await CallAttempt.objects.aexists()
     assert pbx.control.calls(pbx.account) == []

@@ -53,7 +53,7 @@ def start_demo(data_dir: Path, port: int, **env: str) -> Demo:
     }
     environment.pop("DATABASE_URL", None)
     environment.pop("REDIS_URL", None)
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and manage.py
         [sys.executable, "manage.py", "demo", "--port", str(port)],
         cwd=REPO,
         env=environment,
@@ -65,7 +65,9 @@ def start_demo(data_dir: Path, port: int, **env: str) -> Demo:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"demo exited early:\n{process.stdout.read() if process.stdout else ''}")
+            raise RuntimeError(
+                f"demo exited early:\n{process.stdout.read() if process.stdout else ''}"
+            )
         try:
             if httpx.get(f"{demo.url}/healthz", timeout=1).status_code == 200:
                 return demo
