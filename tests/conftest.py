@@ -121,7 +121,9 @@ class Pbx:
         return CTIClient(self.base_url, self.username, self.password, self.account, **options)  # type: ignore[arg-type]
 
     def truth(self) -> dict[str, tuple[str, str]]:
-        return {s["extension"]: (s["line"], s["presence"]) for s in self.control.states(self.account)}
+        return {
+            s["extension"]: (s["line"], s["presence"]) for s in self.control.states(self.account)
+        }
 
 
 @pytest.fixture

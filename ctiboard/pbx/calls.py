@@ -79,7 +79,9 @@ async def _failed(attempt: CallAttempt, exc: BaseException) -> CallAttempt:
     )
 
 
-async def _follow(attempt_id: int, client: CTIClient, progress: AsyncGenerator[CallEvent, None]) -> None:
+async def _follow(
+    attempt_id: int, client: CTIClient, progress: AsyncGenerator[CallEvent, None]
+) -> None:
     try:
         async with asyncio.timeout(FOLLOW_TIMEOUT):
             async for event in progress:

@@ -59,9 +59,7 @@ async def test_state_stream_bootstraps_then_streams_changes(pbx: Pbx) -> None:
     async with pbx.client() as client:
         numbers = [e.number for e in await client.extensions()]
         stream = client.stream_states()
-        bootstrap: list[StateEvent] = [
-            await asyncio.wait_for(anext(stream), 5) for _ in numbers
-        ]
+        bootstrap: list[StateEvent] = [await asyncio.wait_for(anext(stream), 5) for _ in numbers]
         assert sorted(e.extension for e in bootstrap) == sorted(numbers)
         await asyncio.to_thread(pbx.control.set_state, pbx.account, numbers[3], line="busy")
         change = await asyncio.wait_for(anext(stream), 5)
