@@ -205,3 +205,6 @@ CTIBOARD_CREDENTIALS_KEYS = env_list("CTIBOARD_CREDENTIALS_KEYS", [])
 CTIBOARD_DEMO_SEED = env_int("CTIBOARD_DEMO_SEED", 1)
 CTIBOARD_DEMO_EXTENSIONS = env_int("CTIBOARD_DEMO_EXTENSIONS", 48, minimum=1)
 CTIBOARD_DEMO_TRAFFIC_RATE = env_float("CTIBOARD_DEMO_TRAFFIC_RATE", 1.5, minimum=0)
+# Click-to-call requests one user may make per window (seconds), across all web processes.
+CTIBOARD_CALL_RATE_LIMIT = env_int("CTIBOARD_CALL_RATE_LIMIT", 10, minimum=1)
+CTIBOARD_CALL_RATE_WINDOW = env_int("CTIBOARD_CALL_RATE_WINDOW", 60, minimum=1)

@@ -14,11 +14,12 @@ TILE = "board/board.html#tile"
 
 
 def tile_context(extension: Extension, viewer: Viewer, *, oob: bool = False) -> dict[str, Any]:
-    mine, callable_ = viewer.variant(extension)
+    mine, callable_, details = viewer.variant(extension)
     return {
         "ext": extension,
         "mine": mine,
         "callable": callable_,
+        "details": details,
         "account": viewer.tenant.account,
         "oob": oob,
     }

@@ -12,6 +12,9 @@ class Viewer:
     tenant: Tenant
     own_extension_id: int | None
     may_call: bool
+    may_call_external: bool
+    # Partner numbers, names and direction of calls; otherwise line state and presence only.
+    details: bool
 
     @classmethod
     def of(cls, membership: Membership) -> "Viewer":
@@ -20,14 +23,16 @@ class Viewer:
             tenant=membership.tenant,
             own_extension_id=membership.own_extension_id,
             may_call=membership.may_call,
+            may_call_external=membership.may_call_external,
+            details=membership.sees_call_details,
         )
 
     def can_call(self, extension: Extension) -> bool:
         return self.may_call and extension.pk != self.own_extension_id
 
-    def variant(self, extension: Extension) -> tuple[bool, bool]:
+    def variant(self, extension: Extension) -> tuple[bool, bool, bool]:
         """Everything per-user in a tile; tiles of equal variant render identically."""
-        return (extension.pk == self.own_extension_id, self.can_call(extension))
+        return (extension.pk == self.own_extension_id, self.can_call(extension), self.details)
 
 
 def membership_for(user: Any, account: str) -> Membership | None:

@@ -1,11 +1,14 @@
+from datetime import timedelta
 from typing import cast
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
@@ -115,6 +118,14 @@ async def start_call(request: HtmxHttpRequest, account: str) -> HttpResponse:
         return _call_status(request, None, account, message=reason, status=403)
     own = membership.own_extension
     assert own is not None
+    if await _over_call_limit(user):
+        return _call_status(
+            request,
+            None,
+            account,
+            message=_("Too many calls in a short time. Please wait a minute."),
+            status=429,
+        )
     if own.pk == target.pk:
         return _call_status(
             request, None, account, message=_("That is your own extension."), status=400
@@ -128,6 +139,13 @@ async def start_call(request: HtmxHttpRequest, account: str) -> HttpResponse:
     )
     attempt = await calls.place(attempt, membership.tenant)
     return _after_post(request, _call_status(request, attempt, account), account)
+
+
+async def _over_call_limit(user: User) -> bool:
+    """Per-user limit across all web processes: counted from the call log itself."""
+    since = timezone.now() - timedelta(seconds=settings.CTIBOARD_CALL_RATE_WINDOW)
+    recent = await CallAttempt.objects.filter(user=user, created__gte=since).acount()
+    return recent >= settings.CTIBOARD_CALL_RATE_LIMIT
 
 
 @login_required

@@ -1,8 +1,13 @@
 import asyncio
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.contrib.admin.helpers import ActionForm
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -11,7 +16,17 @@ from django.utils.translation import ngettext
 from ctiboard.cti.client import CTIClient, CTIError
 
 from . import events
-from .models import NFON_API_URL, CallAttempt, Extension, Membership, Tenant
+from .admin_scope import TenantScopedAdmin, administered_tenants
+from .models import (
+    NFON_API_URL,
+    AuditAction,
+    AuditEntry,
+    CallAttempt,
+    Extension,
+    ExtensionGroup,
+    Membership,
+    Tenant,
+)
 
 
 class TenantForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -55,7 +70,10 @@ class TenantForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TenantAdmin(TenantScopedAdmin):
+    tenant_path = "pk"
+    tenant_admin_can_add = False
+    tenant_admin_can_delete = False
     form = TenantForm
     list_display = [
         "name",
@@ -99,44 +117,305 @@ async def _probe(tenant: Tenant) -> int:
 
 
 @admin.register(Extension)
-class ExtensionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ExtensionAdmin(TenantScopedAdmin):
+    # Extensions come from the PBX; the admin shows them but does not invent or delete any.
+    tenant_admin_can_add = False
+    tenant_admin_can_delete = False
     list_display = ["number", "name", "tenant", "line", "presence", "line_since", "active"]
-    list_filter = ["tenant", "active", "line", "presence"]
+    list_filter = ["tenant", "active", "line", "presence", "groups"]
     search_fields = ["number", "name"]
-    readonly_fields = ["line", "presence", "line_since", "presence_since", "api_uuid", "seq"]
+    readonly_fields = [
+        "number",
+        "name",
+        "tenant",
+        "line",
+        "presence",
+        "line_since",
+        "presence_since",
+        "api_uuid",
+        "seq",
+    ]
     list_select_related = ["tenant"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+class ExtensionGroupForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = ExtensionGroup
+        fields = ["tenant", "name", "extensions"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        tenant = data.get("tenant")
+        foreign = [e for e in data.get("extensions", []) if tenant and e.tenant_id != tenant.pk]
+        if foreign:
+            raise forms.ValidationError(
+                _("These extensions belong to another tenant: %(numbers)s")
+                % {"numbers": ", ".join(e.number for e in foreign)}
+            )
+        return data
+
+
+@admin.register(ExtensionGroup)
+class ExtensionGroupAdmin(TenantScopedAdmin):
+    form = ExtensionGroupForm
+    list_display = ["name", "tenant", "size"]
+    list_filter = ["tenant"]
+    search_fields = ["name", "extensions__number", "extensions__name"]
+    filter_horizontal = ["extensions"]
+
+    @admin.display(description=_("extensions"))
+    def size(self, group: ExtensionGroup) -> int:
+        return group.extensions.count()
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        group: ExtensionGroup = form.instance
+        AuditEntry.objects.create(
+            tenant=group.tenant,
+            actor=request.user,
+            action=AuditAction.GROUP,
+            subject=group.name,
+            detail="extensions: "
+            + (", ".join(sorted(e.number for e in group.extensions.all())) or "none"),
+        )
+        _rights_changed(Membership.objects.filter(Q(groups=group) | Q(tenant=group.tenant)))
+
+    def delete_model(self, request: HttpRequest, obj: ExtensionGroup) -> None:
+        members = list(Membership.objects.filter(groups=obj))
+        super().delete_model(request, obj)
+        _rights_changed(members)
+
+
+def _rights_changed(memberships: Any) -> None:
+    for user_id in {m.user_id for m in memberships}:
+        events.visibility_changed(user_id)
+
+
+class MembershipForm(forms.ModelForm):  # type: ignore[type-arg]
+    new_username = forms.CharField(
+        label=_("or create a user"),
+        required=False,
+        help_text=_("Creates the user with this name and the password below."),
+    )
+    new_password = forms.CharField(
+        label=_("password for the new user"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+
+    class Meta:
+        model = Membership
+        fields = [
+            "user",
+            "tenant",
+            "own_extension",
+            "sees_all_extensions",
+            "groups",
+            "extensions",
+            "sees_call_details",
+            "can_call",
+            "can_call_external",
+            "is_tenant_admin",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["user"].required = False
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        user_model = get_user_model()
+        if not data.get("user"):
+            username = (data.get("new_username") or "").strip()
+            if not username:
+                raise forms.ValidationError(_("Choose a user or enter a name for a new one."))
+            if user_model.objects.filter(username=username).exists():
+                self.add_error("new_username", _("This username is taken."))
+            password = data.get("new_password") or ""
+            try:
+                validate_password(password, user_model(username=username))
+            except forms.ValidationError as exc:
+                self.add_error("new_password", exc)
+        tenant = data.get("tenant")
+        if tenant is not None:
+            own = data.get("own_extension")
+            if own is not None and own.tenant_id != tenant.pk:
+                self.add_error("own_extension", _("The own extension must be of this tenant."))
+            for field in ("groups", "extensions"):
+                if any(item.tenant_id != tenant.pk for item in data.get(field, [])):
+                    self.add_error(field, _("Choose only items of this tenant."))
+        return data
+
+    def save(self, commit: bool = True) -> Membership:
+        if not self.cleaned_data.get("user"):
+            self.instance.user = get_user_model().objects.create_user(
+                username=self.cleaned_data["new_username"].strip(),
+                password=self.cleaned_data["new_password"],
+            )
+        result: Membership = super().save(commit)
+        return result
+
+
+class GroupActionForm(ActionForm):
+    # Filled per request in MembershipAdmin.changelist_view: never other tenants' groups.
+    group = forms.ModelChoiceField(
+        queryset=ExtensionGroup.objects.none(), required=False, label=_("Group")
+    )
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ["user", "tenant", "own_extension", "sees_all_extensions", "can_call"]
-    list_filter = ["tenant", "sees_all_extensions", "can_call"]
+class MembershipAdmin(TenantScopedAdmin):
+    form = MembershipForm
+    action_form = GroupActionForm
+    list_display = [
+        "user",
+        "tenant",
+        "own_extension",
+        "sees_all_extensions",
+        "sees_call_details",
+        "can_call",
+        "can_call_external",
+        "is_tenant_admin",
+    ]
+    list_filter = [
+        "tenant",
+        "sees_all_extensions",
+        "sees_call_details",
+        "can_call",
+        "can_call_external",
+        "groups",
+    ]
     search_fields = ["user__username", "user__first_name", "user__last_name", "tenant__account"]
-    autocomplete_fields = ["user", "own_extension"]
-    filter_horizontal = ["extensions"]
+    filter_horizontal = ["groups", "extensions"]
     list_select_related = ["user", "tenant", "own_extension"]
+    actions = ["grant_group", "revoke_group", "make_view_only"]
 
-    def save_related(
-        self, request: HttpRequest, form: forms.ModelForm, formsets, change: bool
-    ) -> None:  # type: ignore[no-untyped-def,type-arg]
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "user" and not request.user.is_superuser and field is not None:
+            # A tenant admin picks among his tenants' people (new ones are created here).
+            field.queryset = field.queryset.filter(
+                memberships__tenant__in=administered_tenants(request.user)
+            ).distinct()
+        return field
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        response = super().changelist_view(request, extra_context)
+        action_form = getattr(response, "context_data", {}).get("action_form")
+        if action_form is not None:
+            action_form.fields["group"].queryset = ExtensionGroup.objects.filter(
+                tenant__in=administered_tenants(request.user)
+            ).select_related("tenant")
+        return response
+
+    def _audit(self, request: HttpRequest, membership: Membership, action: str) -> None:
+        AuditEntry.objects.create(
+            tenant=membership.tenant,
+            actor=request.user,
+            action=action,
+            subject=str(membership.user),
+            detail=membership.describe_rights() if action == AuditAction.RIGHTS else "",
+        )
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         # After the many-to-many rows are written, so open boards recompute from the truth.
+        self._audit(request, form.instance, AuditAction.RIGHTS)
         events.visibility_changed(form.instance.user_id)
 
     def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        self._audit(request, obj, AuditAction.RIGHTS_REMOVED)
         user_id = obj.user_id
         super().delete_model(request, obj)
         events.visibility_changed(user_id)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
-        user_ids = set(queryset.values_list("user_id", flat=True))
-        super().delete_queryset(request, queryset)
-        for user_id in user_ids:
-            events.visibility_changed(user_id)
+        memberships = list(queryset.select_related("user", "tenant"))
+        with transaction.atomic():
+            for membership in memberships:
+                self._audit(request, membership, AuditAction.RIGHTS_REMOVED)
+            super().delete_queryset(request, queryset)
+        _rights_changed(memberships)
+
+    def _chosen_group(self, request: HttpRequest) -> ExtensionGroup | None:
+        group_id = request.POST.get("group")
+        group = (
+            ExtensionGroup.objects.filter(
+                pk=group_id, tenant__in=administered_tenants(request.user)
+            ).first()
+            if group_id
+            else None
+        )
+        if group is None:
+            self.message_user(request, _("Choose a group for this action."), messages.ERROR)
+        return group
+
+    def _bulk(self, request: HttpRequest, queryset: QuerySet[Membership], change: Any) -> int:
+        changed = 0
+        with transaction.atomic():
+            for membership in queryset.select_related("user", "tenant"):
+                if change(membership):
+                    self._audit(request, membership, AuditAction.RIGHTS)
+                    events.visibility_changed(membership.user_id)
+                    changed += 1
+        return changed
+
+    @admin.action(description=_("Give the selected users the chosen group"))
+    def grant_group(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        group = self._chosen_group(request)
+        if group is None:
+            return
+
+        def grant(membership: Membership) -> bool:
+            if membership.tenant_id != group.tenant_id:
+                return False
+            membership.groups.add(group)
+            return True
+
+        changed = self._bulk(request, queryset, grant)
+        self.message_user(
+            request,
+            _("%(count)d users now see the group %(group)s.")
+            % {"count": changed, "group": group.name},
+        )
+
+    @admin.action(description=_("Take the chosen group from the selected users"))
+    def revoke_group(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        group = self._chosen_group(request)
+        if group is None:
+            return
+
+        def revoke(membership: Membership) -> bool:
+            membership.groups.remove(group)
+            return True
+
+        changed = self._bulk(request, queryset, revoke)
+        self.message_user(
+            request,
+            _("%(count)d users no longer see the group %(group)s.")
+            % {"count": changed, "group": group.name},
+        )
+
+    @admin.action(description=_("Make the selected users view-only (no calls)"))
+    def make_view_only(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        def view_only(membership: Membership) -> bool:
+            membership.can_call = membership.can_call_external = False
+            membership.save(update_fields=["can_call", "can_call_external"])
+            return True
+
+        changed = self._bulk(request, queryset, view_only)
+        self.message_user(request, _("%(count)d users are view-only now.") % {"count": changed})
 
 
 @admin.register(CallAttempt)
-class CallAttemptAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class CallAttemptAdmin(TenantScopedAdmin):
+    """The click-to-call log: who called whom from the board, the result, the request id."""
+
+    tenant_admin_can_add = False
+    tenant_admin_can_delete = False
     list_display = [
         "created",
         "tenant",
@@ -152,4 +431,24 @@ class CallAttemptAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     readonly_fields = [field.name for field in CallAttempt._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(TenantScopedAdmin):
+    list_display = ["created", "tenant", "actor", "action", "subject", "detail"]
+    list_filter = ["tenant", "action"]
+    search_fields = ["subject", "detail", "actor__username"]
+    readonly_fields = [field.name for field in AuditEntry._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

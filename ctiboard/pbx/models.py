@@ -68,17 +68,31 @@ class Tenant(models.Model):
 
 
 class ExtensionQuerySet(models.QuerySet["Extension"]):
-    def visible_to(self, user: Any) -> "ExtensionQuerySet":
-        """The one rule for who may see an extension: board, sockets, click-to-call alike."""
+    def visible_to(self, user: Any, *, details: bool = False) -> "ExtensionQuerySet":
+        """The one rule for who may see an extension: board, sockets, calls and history alike.
+
+        An extension is visible through a membership of its tenant that sees the whole
+        tenant, chose it, or watches a group containing it. With ``details`` only memberships
+        that may see call details (partner numbers, names, direction) count.
+        """
         if user is None or not user.is_authenticated or not user.is_active:
             return self.none()
-        memberships = Membership.objects.filter(user=user)
+        memberships = Membership.objects.filter(user=user, tenant__enabled=True)
+        if details:
+            memberships = memberships.filter(sees_call_details=True)
         whole_tenants = memberships.filter(sees_all_extensions=True).values("tenant")
-        # A chosen extension counts only inside the membership's own tenant.
+        # A chosen extension or group counts only inside the membership's own tenant.
         chosen = Membership.extensions.through.objects.filter(
-            membership__user=user, extension__tenant=F("membership__tenant")
+            membership__in=memberships, extension__tenant=F("membership__tenant")
         ).values("extension")
-        return self.filter(active=True).filter(Q(tenant__in=whole_tenants) | Q(pk__in=chosen))
+        grouped = ExtensionGroup.extensions.through.objects.filter(
+            extensiongroup__tenant=F("extension__tenant"),
+            extensiongroup__memberships__in=memberships,
+            extensiongroup__memberships__tenant=F("extension__tenant"),
+        ).values("extension")
+        return self.filter(active=True).filter(
+            Q(tenant__in=whole_tenants) | Q(pk__in=chosen) | Q(pk__in=grouped)
+        )
 
 
 class Extension(models.Model):
@@ -169,6 +183,27 @@ class Extension(models.Model):
         )
 
 
+class ExtensionGroup(models.Model):
+    """A department or team: extensions shown together and granted together."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="groups")
+    name = models.CharField(_("name"), max_length=100)
+    extensions = models.ManyToManyField(
+        Extension, verbose_name=_("extensions"), blank=True, related_name="groups"
+    )
+
+    class Meta:
+        ordering = ["tenant", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="unique_group_name")
+        ]
+        verbose_name = _("extension group")
+        verbose_name_plural = _("extension groups")
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class MembershipQuerySet(models.QuerySet["Membership"]):
     def of(self, user: Any) -> "MembershipQuerySet":
         if user is None or not user.is_authenticated or not user.is_active:
@@ -177,6 +212,8 @@ class MembershipQuerySet(models.QuerySet["Membership"]):
 
 
 class Membership(models.Model):
+    """A user's place in a tenant: his own extension, what he may see and do."""
+
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
@@ -193,7 +230,13 @@ class Membership(models.Model):
     sees_all_extensions = models.BooleanField(
         _("sees all extensions"),
         default=False,
-        help_text=_("Otherwise only the extensions chosen below."),
+        help_text=_("Otherwise only the groups and extensions chosen below."),
+    )
+    groups = models.ManyToManyField(
+        ExtensionGroup,
+        verbose_name=_("visible groups"),
+        blank=True,
+        related_name="memberships",
     )
     extensions = models.ManyToManyField(
         Extension,
@@ -201,10 +244,30 @@ class Membership(models.Model):
         blank=True,
         related_name="visible_memberships",
     )
+    sees_call_details = models.BooleanField(
+        _("sees call details"),
+        default=True,
+        help_text=_(
+            "Partner numbers, names and call direction. Without it only line state and "
+            "presence are shown."
+        ),
+    )
     can_call = models.BooleanField(
-        _("may start calls"),
+        _("may call colleagues"),
         default=True,
         help_text=_("Call visible extensions from the own extension."),
+    )
+    can_call_external = models.BooleanField(
+        _("may call external numbers"),
+        default=True,
+        help_text=_("Dial any number from the own extension."),
+    )
+    is_tenant_admin = models.BooleanField(
+        _("tenant administrator"),
+        default=False,
+        help_text=_(
+            "Manages this tenant's users, groups and rights in the admin (needs staff status)."
+        ),
     )
 
     objects = MembershipQuerySet.as_manager()
@@ -229,6 +292,27 @@ class Membership(models.Model):
     @property
     def may_call(self) -> bool:
         return self.can_call and self.own_extension_id is not None
+
+    @property
+    def may_call_external(self) -> bool:
+        return self.can_call_external and self.own_extension_id is not None
+
+    def describe_rights(self) -> str:
+        """A readable one-line summary, for the audit log."""
+        parts = [
+            "all extensions" if self.sees_all_extensions else "chosen extensions",
+            f"own {self.own_extension.number}" if self.own_extension else "no own extension",
+            "details" if self.sees_call_details else "line only",
+            "calls" if self.can_call else "no calls",
+            "external" if self.can_call_external else "no external",
+        ]
+        if self.is_tenant_admin:
+            parts.append("tenant admin")
+        if self.pk:
+            parts.append("groups: " + (", ".join(g.name for g in self.groups.all()) or "none"))
+            numbers = sorted(e.number for e in self.extensions.all())
+            parts.append("extensions: " + (", ".join(numbers) or "none"))
+        return "; ".join(parts)
 
 
 class CallStatus(models.TextChoices):
@@ -299,3 +383,34 @@ CALL_ERROR_LABELS = {
     "reject": _("Rejected"),
     "unspecified": _("Failed for an unspecified reason"),
 }
+
+
+class AuditAction(models.TextChoices):
+    RIGHTS = "rights", _("Rights changed")
+    RIGHTS_REMOVED = "rights-removed", _("Membership removed")
+    GROUP = "group", _("Group changed")
+
+
+class AuditEntry(models.Model):
+    """Who changed which rights, for the tenant's administrators.
+
+    Click-to-call has its own log: every ``CallAttempt`` records who called whom, the result
+    and the PBX's request id.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="audit_entries")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    action = models.CharField(max_length=20, choices=AuditAction.choices)
+    subject = models.CharField(_("subject"), max_length=200)
+    detail = models.TextField(_("detail"), blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit log")
+
+    def __str__(self) -> str:
+        return f"{self.created:%Y-%m-%d %H:%M} {self.get_action_display()} {self.subject}"
