@@ -28,6 +28,10 @@ from .models import (
     Tenant,
 )
 
+# Filters offer only values present in the (tenant-scoped) list, never other tenants' names.
+TENANT_FILTER = ("tenant", admin.RelatedOnlyFieldListFilter)
+GROUP_FILTER = ("groups", admin.RelatedOnlyFieldListFilter)
+
 
 class TenantForm(forms.ModelForm):  # type: ignore[type-arg]
     api_base_url = forms.URLField(
@@ -122,7 +126,7 @@ class ExtensionAdmin(TenantScopedAdmin):
     tenant_admin_can_add = False
     tenant_admin_can_delete = False
     list_display = ["number", "name", "tenant", "line", "presence", "line_since", "active"]
-    list_filter = ["tenant", "active", "line", "presence", "groups"]
+    list_filter = [TENANT_FILTER, "active", "line", "presence", GROUP_FILTER]
     search_fields = ["number", "name"]
     readonly_fields = [
         "number",
@@ -162,7 +166,7 @@ class ExtensionGroupForm(forms.ModelForm):  # type: ignore[type-arg]
 class ExtensionGroupAdmin(TenantScopedAdmin):
     form = ExtensionGroupForm
     list_display = ["name", "tenant", "size"]
-    list_filter = ["tenant"]
+    list_filter = [TENANT_FILTER]
     search_fields = ["name", "extensions__number", "extensions__name"]
     filter_horizontal = ["extensions"]
 
@@ -260,9 +264,10 @@ class MembershipForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 class GroupActionForm(ActionForm):
-    # Filled per request in MembershipAdmin.changelist_view: never other tenants' groups.
+    # The choices shown are narrowed per request in MembershipAdmin.changelist_view and the
+    # chosen group is checked again in the action, so no other tenant's group is offered/used.
     group = forms.ModelChoiceField(
-        queryset=ExtensionGroup.objects.none(), required=False, label=_("Group")
+        queryset=ExtensionGroup.objects.all(), required=False, label=_("Group")
     )
 
 
@@ -281,12 +286,12 @@ class MembershipAdmin(TenantScopedAdmin):
         "is_tenant_admin",
     ]
     list_filter = [
-        "tenant",
+        TENANT_FILTER,
         "sees_all_extensions",
         "sees_call_details",
         "can_call",
         "can_call_external",
-        "groups",
+        GROUP_FILTER,
     ]
     search_fields = ["user__username", "user__first_name", "user__last_name", "tenant__account"]
     filter_horizontal = ["groups", "extensions"]
@@ -426,7 +431,7 @@ class CallAttemptAdmin(TenantScopedAdmin):
         "error",
         "request_id",
     ]
-    list_filter = ["tenant", "status"]
+    list_filter = [TENANT_FILTER, "status"]
     search_fields = ["caller", "callee", "uuid", "request_id", "user__username"]
     readonly_fields = [field.name for field in CallAttempt._meta.fields]
 
@@ -440,7 +445,7 @@ class CallAttemptAdmin(TenantScopedAdmin):
 @admin.register(AuditEntry)
 class AuditEntryAdmin(TenantScopedAdmin):
     list_display = ["created", "tenant", "actor", "action", "subject", "detail"]
-    list_filter = ["tenant", "action"]
+    list_filter = [TENANT_FILTER, "action"]
     search_fields = ["subject", "detail", "actor__username"]
     readonly_fields = [field.name for field in AuditEntry._meta.fields]
 

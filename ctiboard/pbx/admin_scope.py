@@ -76,9 +76,7 @@ class TenantScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             field.queryset = self._limit(db_field.related_model, field.queryset, request)
         return field
 
-    def formfield_for_manytomany(
-        self, db_field: Any, request: HttpRequest, **kwargs: Any
-    ) -> Any:
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         field = super().formfield_for_manytomany(db_field, request, **kwargs)
         if self._scoped(request) and field is not None:
             field.queryset = self._limit(db_field.related_model, field.queryset, request)
