@@ -5,6 +5,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.contrib.auth import get_user_model
 
 from ctiboard.pbx.events import tenant_group, user_group
 from ctiboard.pbx.models import CallAttempt, Extension, Tenant
@@ -50,7 +51,8 @@ class BoardConsumer(AsyncWebsocketConsumer):
 
     @database_sync_to_async
     def _load(self) -> tuple[Viewer | None, list[Extension]]:
-        user = self.scope["user"]
+        # Fresh from the database: the user may have been deactivated since the socket opened.
+        user = get_user_model().objects.filter(pk=self.scope["user"].pk).first()
         membership = membership_for(user, self.scope["url_route"]["kwargs"]["account"])
         if membership is None:
             return None, []

@@ -7,7 +7,7 @@ from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -185,17 +185,13 @@ class ExtensionGroupAdmin(TenantScopedAdmin):
             detail="extensions: "
             + (", ".join(sorted(e.number for e in group.extensions.all())) or "none"),
         )
-        _rights_changed(Membership.objects.filter(Q(groups=group) | Q(tenant=group.tenant)))
 
     def delete_model(self, request: HttpRequest, obj: ExtensionGroup) -> None:
-        members = list(Membership.objects.filter(groups=obj))
+        members = set(Membership.objects.filter(groups=obj).values_list("user_id", flat=True))
         super().delete_model(request, obj)
-        _rights_changed(members)
-
-
-def _rights_changed(memberships: Any) -> None:
-    for user_id in {m.user_id for m in memberships}:
-        events.visibility_changed(user_id)
+        # Cascaded link rows send no m2m_changed: tell the members' boards here.
+        for user_id in members:
+            events.visibility_changed(user_id)
 
 
 class MembershipForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -327,23 +323,19 @@ class MembershipAdmin(TenantScopedAdmin):
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
-        # After the many-to-many rows are written, so open boards recompute from the truth.
+        # After the many-to-many rows are written, so the entry shows the rights as saved.
+        # (Open boards are told by ctiboard.pbx.signals, whatever path changed the rights.)
         self._audit(request, form.instance, AuditAction.RIGHTS)
-        events.visibility_changed(form.instance.user_id)
 
     def delete_model(self, request: HttpRequest, obj: Membership) -> None:
         self._audit(request, obj, AuditAction.RIGHTS_REMOVED)
-        user_id = obj.user_id
         super().delete_model(request, obj)
-        events.visibility_changed(user_id)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
-        memberships = list(queryset.select_related("user", "tenant"))
         with transaction.atomic():
-            for membership in memberships:
+            for membership in queryset.select_related("user", "tenant"):
                 self._audit(request, membership, AuditAction.RIGHTS_REMOVED)
             super().delete_queryset(request, queryset)
-        _rights_changed(memberships)
 
     def _chosen_group(self, request: HttpRequest) -> ExtensionGroup | None:
         group_id = request.POST.get("group")
@@ -364,7 +356,6 @@ class MembershipAdmin(TenantScopedAdmin):
             for membership in queryset.select_related("user", "tenant"):
                 if change(membership):
                     self._audit(request, membership, AuditAction.RIGHTS)
-                    events.visibility_changed(membership.user_id)
                     changed += 1
         return changed
 

@@ -167,3 +167,34 @@ async def test_unchanged_state_pushes_nothing(owner: User, company: Company) -> 
     await socket.disconnect()
     await asyncio.sleep(0)
     assert await Extension.objects.filter(number="103", tenant=company.tenant).aget()
+
+
+async def test_rights_changed_in_the_shell_reach_the_socket(member: User, company: Company) -> None:
+    socket = await connect(member, company.tenant.account)
+    assert (await socket.connect())[0]
+    await socket.receive_from()
+
+    def grant_group() -> None:
+        from ctiboard.pbx.models import ExtensionGroup
+
+        group = ExtensionGroup.objects.create(tenant=company.tenant, name="Support")
+        group.extensions.set(company.extensions[4:])
+        Membership.objects.get(user=member).groups.add(group)
+
+    await sync_to_async(grant_group)()
+    grid = await socket.receive_from()
+    while len(tile_ids(grid)) != 4:  # one resync per signal; the last shows the result
+        grid = await socket.receive_from()
+    assert tile_ids(grid) == {
+        f"ext-{e.pk}" for e in company.extensions[1:3] + company.extensions[4:]
+    }
+    await socket.disconnect()
+
+
+async def test_deactivated_user_loses_his_socket(member: User, company: Company) -> None:
+    socket = await connect(member, company.tenant.account)
+    assert (await socket.connect())[0]
+    await socket.receive_from()
+    member.is_active = False
+    await sync_to_async(member.save)()
+    assert await socket.receive_output(timeout=2) == {"type": "websocket.close", "code": 4403}
