@@ -194,9 +194,7 @@ class ExtensionGroup(models.Model):
 
     class Meta:
         ordering = ["tenant", "name"]
-        constraints = [
-            models.UniqueConstraint(fields=["tenant", "name"], name="unique_group_name")
-        ]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="unique_group_name")]
         verbose_name = _("extension group")
         verbose_name_plural = _("extension groups")
 
