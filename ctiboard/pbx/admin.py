@@ -179,7 +179,7 @@ class ExtensionGroupAdmin(TenantScopedAdmin):
         group: ExtensionGroup = form.instance
         AuditEntry.objects.create(
             tenant=group.tenant,
-            actor=request.user,
+            actor_id=request.user.pk,
             action=AuditAction.GROUP,
             subject=group.name,
             detail="extensions: "
@@ -315,7 +315,7 @@ class MembershipAdmin(TenantScopedAdmin):
     def _audit(self, request: HttpRequest, membership: Membership, action: str) -> None:
         AuditEntry.objects.create(
             tenant=membership.tenant,
-            actor=request.user,
+            actor_id=request.user.pk,
             action=action,
             subject=str(membership.user),
             detail=membership.describe_rights() if action == AuditAction.RIGHTS else "",

@@ -82,7 +82,7 @@ class TenantScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             field.queryset = self._limit(db_field.related_model, field.queryset, request)
         return field
 
-    def _limit(self, model: type[Model], queryset: QuerySet[Any], request: HttpRequest) -> Any:
+    def _limit(self, model: type[Model], queryset: Any, request: HttpRequest) -> Any:
         tenants = self._tenants(request)
         if model is Tenant:
             return queryset.filter(pk__in=tenants)
