@@ -93,7 +93,9 @@ def test_schemathesis_finds_no_failures(
 ) -> None:
     (tmp_path / "schemathesis.toml").write_text(_config(spec_tenant, spec_tenant.login()))
     command = [sys.executable, "-m", "schemathesis.cli", "run", str(SPEC)]
-    options = ["--url", simulator.base_url, "--max-examples", "10", "--workers", "4"]
+    # One worker: CPython 3.11's ast is not thread-safe (hypothesis parses lambda sources),
+    # and several workers sporadically died with "AST constructor recursion depth mismatch".
+    options = ["--url", simulator.base_url, "--max-examples", "10", "--workers", "1"]
     options += ["--seed", "1", "--output-truncate", "false"]
     result = subprocess.run(  # noqa: S603 - our interpreter, fixed arguments
         [*command, *options],
