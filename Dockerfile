@@ -1,4 +1,10 @@
-# One image for every role: web (default), worker (`ingest`), simulator (`simulate`), demo.
+# One image for every role, chosen by the command (see compose.yaml):
+#   web        (default)  daphne ctiboard.asgi:application
+#   worker                python manage.py ingest
+#   simulator             python manage.py simulate --host 0.0.0.0 --port 8001 ...
+#   migrations            python manage.py migrate --noinput
+#   demo                  python manage.py demo --host 0.0.0.0   (SQLite, all in one process)
+
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
@@ -8,24 +14,32 @@ RUN python -m venv /venv && /venv/bin/pip install .
 
 FROM python:3.11-slim
 ENV PATH=/venv/bin:$PATH \
+    PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=ctiboard.settings \
     CTIBOARD_DATA_DIR=/data \
     STATIC_ROOT=/app/staticfiles \
     CTIBOARD_STATIC_MANIFEST=1 \
-    WHITENOISE_USE_FINDERS=0
+    WHITENOISE_USE_FINDERS=0 \
+    HEALTHCHECK_URL=http://127.0.0.1:8000/healthz
 RUN useradd --system --uid 10001 --home-dir /app ctiboard \
     && mkdir -p /app /data && chown ctiboard /data
 WORKDIR /app
 COPY --from=build /venv /venv
+# The source tree (PYTHONPATH=/app) comes first: templates and static files are found beside it.
 COPY manage.py ./
 COPY ctiboard ./ctiboard
 COPY templates ./templates
 COPY static ./static
-# collectstatic needs some key; the running container gets its own SECRET_KEY.
-RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput --verbosity 0
+# Hashed, compressed static files at build time; collectstatic needs some key, the running
+# container gets its own SECRET_KEY. WhiteNoise serves them from the web process.
+RUN SECRET_KEY=collectstatic-only CTIBOARD_DATA_DIR=/tmp python manage.py collectstatic --noinput --verbosity 0
 USER ctiboard
 EXPOSE 8000
-HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
-  CMD python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)" || exit 1
+# Per role through HEALTHCHECK_URL: web /healthz, worker its metrics port, simulator /_sim/.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-m", "ctiboard.ops.probe"]
+# Daphne closes board sockets with 1012 on SIGTERM; browsers reconnect to another process.
+STOPSIGNAL SIGTERM
 CMD ["daphne", "--bind", "0.0.0.0", "--port", "8000", "--proxy-headers", "ctiboard.asgi:application"]

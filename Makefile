@@ -30,8 +30,12 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# make bench              full run (~15 min); make bench ARGS=--quick (~3 min); see bench/README.md
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	test -f $(VENV)/.bench-$(shell cksum < pyproject.toml | cut -d' ' -f1) || { \
+	  $(BIN)/python -m pip install --quiet -e '.[dev,bench]' && \
+	  rm -f $(VENV)/.bench-* && touch $(VENV)/.bench-$(shell cksum < pyproject.toml | cut -d' ' -f1); }
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .mypy_cache .ruff_cache

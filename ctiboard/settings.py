@@ -1,10 +1,12 @@
 """ctiboard settings: every knob is an environment variable with a safe default for the demo."""
 
+import os
 import secrets
 from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONCE, NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 from ctiboard.lib.env import env_bool, env_float, env_int, env_list, env_optional, env_str
 
@@ -47,7 +49,11 @@ INSTALLED_APPS = [
     "template_partials",
     "csp",
     "ctiboard.pbx",
+    "ctiboard.calls",
     "ctiboard.board",
+    "ctiboard.contacts",
+    "ctiboard.history",
+    "ctiboard.webhooks",
     "ctiboard.simulator",
 ]
 
@@ -99,15 +105,23 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
     }
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+    # One file per test process: test runs side by side must not share a database.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_optional("REDIS_URL")
 if REDIS_URL:
+    # Pub/sub: one PUBLISH per group message, fanned out locally in every web process that
+    # has a member socket; no capacity or expiry to tune (docs/production.md).
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                # Pub/sub ignores Redis database numbers: deployments sharing a Redis need
+                # prefixes of their own.
+                "prefix": env_str("CTIBOARD_CHANNEL_PREFIX", "asgi"),
+            },
         }
     }
 else:
@@ -119,7 +133,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "board"
+LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en"
@@ -174,13 +188,17 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+LOG_FORMAT = env_str("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "ctiboard.ops.logs.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "httpx": {"level": "WARNING"},
@@ -205,6 +223,13 @@ CTIBOARD_CREDENTIALS_KEYS = env_list("CTIBOARD_CREDENTIALS_KEYS", [])
 CTIBOARD_DEMO_SEED = env_int("CTIBOARD_DEMO_SEED", 1)
 CTIBOARD_DEMO_EXTENSIONS = env_int("CTIBOARD_DEMO_EXTENSIONS", 48, minimum=1)
 CTIBOARD_DEMO_TRAFFIC_RATE = env_float("CTIBOARD_DEMO_TRAFFIC_RATE", 1.5, minimum=0)
+# Seconds an ingest worker's tenant lease lasts unless renewed (every third of it): a dead
+# worker's tenants are taken over this long after its last renewal.
+CTIBOARD_LEASE_TTL = env_float("CTIBOARD_LEASE_TTL", 10, minimum=1)
+# The ingest worker serves its Prometheus metrics on this port (0: off); web processes
+# serve theirs at /metrics.
+CTIBOARD_METRICS_PORT = env_int("CTIBOARD_METRICS_PORT", 0, minimum=0)
+CTIBOARD_METRICS_ADDR = env_str("CTIBOARD_METRICS_ADDR", "127.0.0.1")
 # Click-to-call requests one user may make per window (seconds), across all web processes.
 CTIBOARD_CALL_RATE_LIMIT = env_int("CTIBOARD_CALL_RATE_LIMIT", 10, minimum=1)
 CTIBOARD_CALL_RATE_WINDOW = env_int("CTIBOARD_CALL_RATE_WINDOW", 60, minimum=1)

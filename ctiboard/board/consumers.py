@@ -1,28 +1,59 @@
 """The board's WebSocket: htmx out-of-band swaps of exactly the tiles this user may see."""
 
+import json
 import logging
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.template.loader import render_to_string
 
+from ctiboard.contacts.models import Contact
+from ctiboard.contacts.models import lookup as lookup_contacts
+from ctiboard.ops.metrics import observe_push
 from ctiboard.pbx.events import tenant_group, user_group
 from ctiboard.pbx.models import CallAttempt, Extension, Tenant
 
+from .grid import BoardView, Grid, build_grid, partner_contacts
+from .incoming import Ring, ring_of
 from .rendering import render_call_oob, render_grid_oob, render_status_oob, render_tile_oob
-from .viewer import Viewer, membership_for, visible_extensions
+from .viewer import Viewer, membership_for
 
 logger = logging.getLogger(__name__)
 
 # Close codes of our own (4000-4999): the browser must not reconnect blindly after these.
 CLOSE_NOT_ALLOWED = 4403
+# A view message is a query string; anything longer is not from our page.
+MAX_MESSAGE = 2000
+
+
+def favourites_changed(user_id: int) -> None:
+    """The user pinned or unpinned a tile: his other open boards redraw their grid."""
+
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(user_group(user_id), {"type": "favourites.changed"})
+
+    transaction.on_commit(send, robust=True)
+
+
+def render_incoming_oob(ring: Ring | None) -> str:
+    return render_to_string("board/board.html#incoming", {"ring": ring, "oob": True})
 
 
 class BoardConsumer(AsyncWebsocketConsumer):
     viewer: Viewer | None = None
     visible: frozenset[int] = frozenset()
     groups_joined: tuple[str, ...] = ()
+    # The page's search, filters and sort (from the socket URL, then from the page): a grid
+    # sent over the socket looks like the one the page asked for.
+    view: BoardView = BoardView()
+    ring: Ring | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -34,6 +65,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
         if membership is None:
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
+        self.view = BoardView.from_query(self.scope.get("query_string", b"").decode("latin-1"))
         self.groups_joined = (tenant_group(membership.tenant_id), user_group(user.pk))
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
@@ -46,50 +78,84 @@ class BoardConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        # The board never sends anything; a client that does gets nothing back.
-        logger.debug("ignored %d bytes from a board socket", len(text_data or bytes_data or ""))
+        """The page says which view it shows now: ``{"view": "q=anna&sort=status"}``.
+
+        Only remembered, for the next grid this socket sends; anything else is ignored.
+        """
+        if text_data is None or len(text_data) > MAX_MESSAGE:
+            logger.debug("ignored %d bytes from a board socket", len(text_data or bytes_data or ""))
+            return
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            return
+        if isinstance(message, dict) and isinstance(message.get("view"), str):
+            self.view = BoardView.from_query(message["view"].lstrip("?"))
 
     @database_sync_to_async
-    def _load(self) -> tuple[Viewer | None, list[Extension]]:
+    def _load(self) -> tuple[Grid | None, Ring | None]:
         # Fresh from the database: the user may have been deactivated since the socket opened.
         user = get_user_model().objects.filter(pk=self.scope["user"].pk).first()
         membership = membership_for(user, self.scope["url_route"]["kwargs"]["account"])
         if membership is None:
-            return None, []
-        return Viewer.of(membership), visible_extensions(user, membership.tenant)
+            return None, None
+        grid = build_grid(user, membership, self.view)
+        own = next(
+            (t["ext"] for s in grid.sections for t in s.tiles if t["mine"]),
+            None,
+        )
+        contacts = partner_contacts(grid.viewer, [own] if own is not None else [])
+        ring = ring_of(own, grid.viewer, contacts.get(own.call_partner) if own else None)
+        return grid, ring
 
     async def send_everything(self) -> None:
-        viewer, extensions = await self._load()
-        if viewer is None:
+        grid, ring = await self._load()
+        if grid is None:
             # Membership revoked while connected.
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
-        self.viewer = viewer
-        self.visible = frozenset(extension.pk for extension in extensions)
+        self.viewer = grid.viewer
+        self.visible = frozenset(t["ext"].pk for s in grid.sections for t in s.tiles)
+        self.ring = ring
         await self.send(
-            text_data=render_grid_oob(extensions, viewer) + render_status_oob(viewer.tenant)
+            text_data=render_grid_oob(grid)
+            + render_status_oob(grid.viewer.tenant)
+            + render_incoming_oob(ring)
         )
 
     # --- channel layer events, one handler each -------------------------------------------
 
     async def extensions_changed(self, event: dict[str, Any]) -> None:
+        observe_push(event)
         viewer = self.viewer
         if viewer is None:
             return
-        parts = []
-        added_or_removed = False
+        changed = []
         for payload in event["extensions"]:
             if payload["id"] not in self.visible:
                 continue
             extension = Extension.from_payload(payload)
             if not extension.active:
-                added_or_removed = True
-                continue
-            parts.append(render_tile_oob(extension, viewer))
-        if added_or_removed:
-            await self.send_everything()
-        elif parts:
-            await self.send(text_data="".join(parts))
+                # A tile goes away: the whole grid, sections and counts included.
+                await self.send_everything()
+                return
+            changed.append(extension)
+        if not changed:
+            return
+        contacts: dict[str, Contact] = {}
+        if viewer.details and any(extension.call_partner for extension in changed):
+            contacts = await database_sync_to_async(partner_contacts)(viewer, changed)
+        parts = [
+            render_tile_oob(extension, viewer, contacts.get(extension.call_partner))
+            for extension in changed
+        ]
+        own = next((e for e in changed if e.pk == viewer.own_extension_id), None)
+        if own is not None:
+            ring = ring_of(own, viewer, contacts.get(own.call_partner))
+            if ring != self.ring:
+                self.ring = ring
+                parts.append(render_incoming_oob(ring))
+        await self.send(text_data="".join(parts))
 
     async def tenant_status(self, event: dict[str, Any]) -> None:
         tenant = await Tenant.objects.filter(pk=event["tenant_id"]).afirst()
@@ -99,11 +165,24 @@ class BoardConsumer(AsyncWebsocketConsumer):
     async def visibility_changed(self, event: dict[str, Any]) -> None:
         await self.send_everything()
 
+    async def favourites_changed(self, event: dict[str, Any]) -> None:
+        await self.send_everything()
+
     async def call_progress(self, event: dict[str, Any]) -> None:
         if self.viewer is None:
             return
         attempt = await CallAttempt.objects.filter(
             pk=event["attempt_id"], user_id=self.viewer.user_id, tenant=self.viewer.tenant
         ).afirst()
-        if attempt is not None:
-            await self.send(text_data=render_call_oob(attempt, self.viewer.tenant.account))
+        if attempt is None:
+            return
+        contact = None
+        if attempt.callee_context == "global":
+            contact = (
+                await database_sync_to_async(lookup_contacts)(self.viewer.tenant, [attempt.callee])
+            ).get(attempt.callee)
+        await self.send(
+            text_data=render_call_oob(
+                attempt, self.viewer.tenant.account, contact.name if contact else ""
+            )
+        )

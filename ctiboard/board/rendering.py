@@ -1,70 +1,147 @@
 """The tile template, rendered the same way on page load and in WebSocket pushes."""
 
+import threading
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 
+from ctiboard.lib.phonenumbers import display, looks_external
 from ctiboard.pbx.models import CallAttempt, Extension, Tenant
 
 from .viewer import Viewer
 
+if TYPE_CHECKING:
+    from ctiboard.contacts.models import Contact
+
+    from .grid import Grid
+
 TILE = "board/board.html#tile"
+# Line states in the order of "sort by status": what needs attention first.
+LINE_ORDER = ("ringing", "in-use", "idle", "offline", "unknown")
+# Line states with a running timer on the tile.
+TIMED_LINES = frozenset({"ringing", "in-use"})
 
 
-def tile_context(extension: Extension, viewer: Viewer, *, oob: bool = False) -> dict[str, Any]:
-    mine, callable_, details = viewer.variant(extension)
-    return {
+def partner_number(extension: Extension) -> tuple[str, bool]:
+    """The current call partner as the board writes it, and whether it is external."""
+    partner = extension.call_partner
+    external = looks_external(partner)
+    return display(partner, external=external), external
+
+
+def tile_context(
+    extension: Extension,
+    viewer: Viewer,
+    *,
+    oob: bool = False,
+    hidden: bool = False,
+    contact: "Contact | None" = None,
+) -> dict[str, Any]:
+    mine, callable_, details, favourite = viewer.variant(extension)
+    context: dict[str, Any] = {
         "ext": extension,
         "mine": mine,
         "callable": callable_,
         "details": details,
+        "favourite": favourite,
         "account": viewer.tenant.account,
         "oob": oob,
+        "hidden": hidden,
+        "rank": LINE_ORDER.index(extension.line_css),
+        # The call block has the call's own timer; a line that rings or is in use without
+        # a known call (the call stream lags or is down) gets one from the line state.
+        "timed": extension.line_css in TIMED_LINES
+        and extension.line_since is not None
+        and not extension.call_state,
+        "partner": None,
     }
+    # Call details only for viewers with the right: without it not even the phonebook name.
+    if details and extension.call_state:
+        shown, external = partner_number(extension)
+        context["partner"] = shown
+        context["partner_name"] = contact.name if contact else ""
+        context["partner_vip"] = bool(contact and contact.vip)
+        context["crm_url"] = viewer.tenant.crm_url(extension.call_partner, external=external)
+    return context
 
 
-_TILE_CACHE: OrderedDict[tuple[Any, ...], str] = OrderedDict()
-_TILE_CACHE_SIZE = 8192
+_TILE_CACHE: OrderedDict[tuple[Any, ...], SafeString] = OrderedDict()
+_TILE_CACHE_SIZE = 20_000
+_TILE_CACHE_LOCK = threading.Lock()
 
 
-def render_tile_oob(extension: Extension, viewer: Viewer) -> str:
-    """One render per (extension state, variant) per process, however many sockets watch.
+def render_tile(
+    extension: Extension,
+    viewer: Viewer,
+    *,
+    oob: bool = False,
+    hidden: bool = False,
+    contact: "Contact | None" = None,
+) -> SafeString:
+    """One render per (extension state, variant) per process, however many users watch.
 
-    The key holds everything the tile shows: the state is identified by its sequence number.
+    Page loads, grids and pushes all come through here: a board of 1,000 tiles is mostly a
+    join of cached strings, and a reconnect storm after a restart renders each tile once.
+    The key holds everything the tile shows (no request data: the tile's forms carry no CSRF
+    token, htmx sends it as a header), so a cached tile is never out of date.
     """
     key = (
         extension.pk,
         extension.seq,
+        extension.number,
+        extension.name,
+        extension.line,
+        extension.presence,
+        extension.line_since,
+        extension.call_state,
+        extension.call_partner,
+        extension.call_direction,
+        extension.call_since,
         viewer.tenant.account,
+        viewer.tenant.crm_url_template,
         get_language(),
+        timezone.localdate(),  # "since 14:03" becomes "since 27.11. 14:03" tomorrow
         *viewer.variant(extension),
+        (contact.name, contact.vip) if contact else None,
+        oob,
+        hidden,
     )
-    html = _TILE_CACHE.get(key)
-    if html is None:
-        html = render_to_string(TILE, {"t": tile_context(extension, viewer, oob=True)})
+    with _TILE_CACHE_LOCK:
+        html = _TILE_CACHE.get(key)
+        if html is not None:
+            _TILE_CACHE.move_to_end(key)
+            return html
+    context = tile_context(extension, viewer, oob=oob, hidden=hidden, contact=contact)
+    html = mark_safe(render_to_string(TILE, {"t": context}))  # noqa: S308 - our template
+    with _TILE_CACHE_LOCK:
         _TILE_CACHE[key] = html
         if len(_TILE_CACHE) > _TILE_CACHE_SIZE:
             _TILE_CACHE.popitem(last=False)
     return html
 
 
-def render_grid_oob(extensions: list[Extension], viewer: Viewer) -> str:
-    return render_to_string(
-        "board/board.html#grid",
-        {
-            "tiles": [tile_context(extension, viewer) for extension in extensions],
-            "oob": True,
-        },
-    )
+def render_tile_oob(extension: Extension, viewer: Viewer, contact: "Contact | None" = None) -> str:
+    return render_tile(extension, viewer, oob=True, contact=contact)
+
+
+def grid_context(grid: "Grid") -> dict[str, Any]:
+    return {"grid": grid, "view": grid.view, "account": grid.viewer.tenant.account}
+
+
+def render_grid_oob(grid: "Grid") -> str:
+    return render_to_string("board/board.html#grid", {**grid_context(grid), "oob": True})
 
 
 def render_status_oob(tenant: Tenant) -> str:
     return render_to_string("board/board.html#pbx-status", {"tenant": tenant, "oob": True})
 
 
-def render_call_oob(attempt: CallAttempt, account: str) -> str:
+def render_call_oob(attempt: CallAttempt, account: str, partner_name: str = "") -> str:
     return render_to_string(
-        "board/board.html#call-status", {"attempt": attempt, "account": account, "oob": True}
+        "board/board.html#call-status",
+        {"attempt": attempt, "account": account, "oob": True, "partner_name": partner_name},
     )

@@ -1,5 +1,5 @@
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -7,18 +7,27 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from ctiboard.contacts.models import Contact
+from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.cti.client import CallNotFound, CTIError
+from ctiboard.lib import phonenumbers
 from ctiboard.pbx import calls
-from ctiboard.pbx.models import CallAttempt, Extension, Membership
+from ctiboard.pbx.models import CallAttempt, Extension, Membership, Tenant
 
-from .rendering import tile_context
-from .viewer import Viewer, membership_for, visible_extensions
+from . import forms
+from .consumers import favourites_changed
+from .grid import MODES, SORTS, BoardView, Grid, build_grid, line_choices, presence_choices
+from .incoming import ring_of
+from .models import BoardPreference, Favourite
+from .rendering import grid_context
+from .viewer import membership_for
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -39,31 +48,67 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "board/choose_tenant.html", {"memberships": memberships})
 
 
-@login_required
-@require_GET
-def board(request: HtmxHttpRequest, account: str) -> HttpResponse:
+def _membership(request: HttpRequest, account: str) -> tuple[User, Membership]:
+    # login_required let only authenticated users through.
     user = cast(User, request.user)
     membership = membership_for(user, account)
     if membership is None:
         raise Http404
-    viewer = Viewer.of(membership)
-    extensions = visible_extensions(user, membership.tenant)
-    context = {
-        "viewer": viewer,
-        "tenant": membership.tenant,
-        "account": account,
+    return user, membership
+
+
+def board_context(
+    request: HttpRequest, user: User, membership: Membership, view: BoardView
+) -> dict[str, Any]:
+    """The whole page; the partials (grid, dial, preferences) take what they need from it."""
+    grid = build_grid(user, membership, view)
+    tenant = membership.tenant
+    attempt = CallAttempt.objects.filter(user=user, tenant=tenant).order_by("-created").first()
+    own = next(
+        (tile["ext"] for section in grid.sections for tile in section.tiles if tile["mine"]),
+        None,
+    )
+    partners = [own.call_partner] if own is not None and grid.viewer.details else []
+    if attempt is not None and attempt.callee_context == "global":
+        partners.append(attempt.callee)
+    contacts = lookup_contacts(tenant, partners)
+    return {
+        **grid_context(grid),
+        "viewer": grid.viewer,
+        "tenant": tenant,
         "membership": membership,
-        "tiles": [tile_context(extension, viewer) for extension in extensions],
         "other_memberships": Membership.objects.of(user)
         .exclude(pk=membership.pk)
         .select_related("tenant"),
-        "attempt": CallAttempt.objects.filter(user=user, tenant=membership.tenant)
-        .order_by("-created")
-        .first(),
+        "attempt": attempt,
+        "partner_name": _contact_name(contacts, attempt.callee if attempt else ""),
+        "ring": ring_of(own, grid.viewer, contacts.get(own.call_partner) if own else None),
+        "prefs": forms.PreferenceForm(instance=BoardPreference.of(user.pk)),
+        "line_choices": line_choices(),
+        "presence_choices": presence_choices(),
+        "sort_choices": list(SORTS.items()),
+        "mode_links": [(mode, label, view.with_mode(mode)) for mode, label in MODES.items()],
+        "exit_wallboard": view.with_mode(""),
     }
-    if request.htmx:
-        return render(request, "board/board.html#grid", context)
-    return render(request, "board/board.html", context)
+
+
+def _contact_name(contacts: dict[str, Contact], number: str) -> str:
+    contact = contacts.get(number)
+    return contact.name if contact else ""
+
+
+@login_required
+@require_GET
+def board(request: HtmxHttpRequest, account: str) -> HttpResponse:
+    user, membership = _membership(request, account)
+    view = BoardView.from_query(request.GET)
+    if request.htmx and not request.htmx.history_restore_request:
+        grid = build_grid(user, membership, view)
+        return render(request, "board/board.html#grid", grid_context(grid))
+    return render(request, "board/board.html", board_context(request, user, membership, view))
+
+
+# --- click-to-call ----------------------------------------------------------------------
 
 
 def _call_status(
@@ -73,11 +118,12 @@ def _call_status(
     *,
     message: str = "",
     status: int = 200,
+    partner_name: str = "",
 ) -> HttpResponse:
     return render(
         request,
         "board/board.html#call-status",
-        {"attempt": attempt, "account": account, "message": message},
+        {"attempt": attempt, "account": account, "message": message, "partner_name": partner_name},
         status=status,
     )
 
@@ -88,6 +134,45 @@ def _after_post(request: HtmxHttpRequest, response: HttpResponse, account: str) 
     if request.htmx:
         return response
     return HttpResponseRedirect(reverse("board", args=[account]))
+
+
+def _no_call_reason(membership: Membership, *, external: bool = False) -> str:
+    if membership.own_extension_id is None:
+        return _("You have no own extension on this PBX, so the board cannot call for you.")
+    if external:
+        return _("You are not allowed to call external numbers.")
+    return _("You are not allowed to start calls.")
+
+
+async def _over_call_limit(user: User) -> bool:
+    """Per-user limit across all web processes: counted from the call log itself."""
+    since = timezone.now() - timedelta(seconds=settings.CTIBOARD_CALL_RATE_WINDOW)
+    recent = await CallAttempt.objects.filter(user=user, created__gte=since).acount()
+    return recent >= settings.CTIBOARD_CALL_RATE_LIMIT
+
+
+class CallRefused(Exception):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+async def _place(user: User, membership: Membership, callee: str, context: str) -> CallAttempt:
+    """Call ``callee`` from the user's own extension; the caller's rights are checked."""
+    own = membership.own_extension
+    assert own is not None
+    if await _over_call_limit(user):
+        raise CallRefused(_("Too many calls in a short time. Please wait a minute."), 429)
+    if context != "global" and own.number == callee:
+        raise CallRefused(_("That is your own extension."), 400)
+    attempt = await CallAttempt.objects.acreate(
+        tenant=membership.tenant,
+        user=user,
+        caller=own.number,
+        callee=callee,
+        callee_context=context,
+    )
+    return await calls.place(attempt, membership.tenant)
 
 
 @login_required
@@ -110,42 +195,113 @@ async def start_call(request: HtmxHttpRequest, account: str) -> HttpResponse:
     if target is None:
         raise Http404
     if not membership.may_call:
-        reason = (
-            _("You have no own extension on this PBX, so the board cannot call for you.")
-            if membership.own_extension_id is None
-            else _("You are not allowed to start calls.")
-        )
-        return _call_status(request, None, account, message=reason, status=403)
-    own = membership.own_extension
-    assert own is not None
-    if await _over_call_limit(user):
-        return _call_status(
-            request,
-            None,
-            account,
-            message=_("Too many calls in a short time. Please wait a minute."),
-            status=429,
-        )
-    if own.pk == target.pk:
+        return _call_status(request, None, account, message=_no_call_reason(membership), status=403)
+    if target.pk == membership.own_extension_id:
         return _call_status(
             request, None, account, message=_("That is your own extension."), status=400
         )
-    attempt = await CallAttempt.objects.acreate(
-        tenant=membership.tenant,
-        user=user,
-        caller=own.number,
-        callee=target.number,
-        callee_context=membership.tenant.account,
-    )
-    attempt = await calls.place(attempt, membership.tenant)
+    try:
+        attempt = await _place(user, membership, target.number, membership.tenant.account)
+    except CallRefused as refused:
+        return _call_status(request, None, account, message=refused.message, status=refused.status)
     return _after_post(request, _call_status(request, attempt, account), account)
 
 
-async def _over_call_limit(user: User) -> bool:
-    """Per-user limit across all web processes: counted from the call log itself."""
-    since = timezone.now() - timedelta(seconds=settings.CTIBOARD_CALL_RATE_WINDOW)
-    recent = await CallAttempt.objects.filter(user=user, created__gte=since).acount()
-    return recent >= settings.CTIBOARD_CALL_RATE_LIMIT
+def _dial_form(
+    request: HttpRequest,
+    membership: Membership,
+    *,
+    value: str = "",
+    error: str = "",
+    status: int = 200,
+    attempt: CallAttempt | None = None,
+    partner_name: str = "",
+) -> HttpResponse:
+    context = {
+        "account": membership.tenant.account,
+        "membership": membership,
+        "dial_value": value,
+        "dial_error": error,
+    }
+    html = render_to_string("board/board.html#dial", context, request=request)
+    if attempt is not None:
+        # The call's progress goes where every call's progress goes.
+        html += render_to_string(
+            "board/board.html#call-status",
+            {
+                "attempt": attempt,
+                "account": membership.tenant.account,
+                "oob": True,
+                "partner_name": partner_name,
+            },
+            request=request,
+        )
+    return HttpResponse(html, status=status)
+
+
+def _dial_target(user: User, membership: Membership, typed: str) -> tuple[str, str, str]:
+    """(callee, callee context, phonebook name) for what the user typed; or CallRefused."""
+    tenant: Tenant = membership.tenant
+    try:
+        number = phonenumbers.parse(typed, tenant.country_code)
+    except phonenumbers.InvalidNumber as exc:
+        raise CallRefused(str(exc), 400) from None
+    if number.external:
+        if not membership.may_call_external:
+            raise CallRefused(_no_call_reason(membership, external=True), 403)
+        contact = lookup_contacts(tenant, [number.digits]).get(number.digits)
+        return number.digits, "global", contact.name if contact else ""
+    # An extension: the same answer whether it does not exist or is not the user's to see.
+    target = Extension.objects.visible_to(user).filter(tenant=tenant, number=number.digits).first()
+    if target is None:
+        raise CallRefused(
+            _(
+                "There is no extension %(number)s on your board. For an external number "
+                "start with +, 00 or 0."
+            )
+            % {"number": number.digits},
+            400,
+        )
+    if not membership.may_call:
+        raise CallRefused(_no_call_reason(membership), 403)
+    if target.pk == membership.own_extension_id:
+        raise CallRefused(_("That is your own extension."), 400)
+    return target.number, tenant.account, ""
+
+
+@login_required
+@require_POST
+async def dial(request: HtmxHttpRequest, account: str) -> HttpResponse:
+    """The dial field: an external number or an extension, typed the way people write them."""
+    user = cast(User, await request.auser())
+    membership = await sync_to_async(membership_for)(user, account)
+    if membership is None:
+        raise Http404
+    typed = request.POST.get("number", "")[: phonenumbers.INPUT_MAX * 2]
+    try:
+        if not (membership.may_call or membership.may_call_external):
+            raise CallRefused(_no_call_reason(membership), 403)
+        callee, context, name = await sync_to_async(_dial_target)(user, membership, typed)
+        attempt = await _place(user, membership, callee, context)
+    except CallRefused as refused:
+        if request.htmx:
+            return _dial_form(
+                request, membership, value=typed, error=refused.message, status=refused.status
+            )
+        return await sync_to_async(_board_with_dial_error)(
+            request, user, membership, typed, refused
+        )
+    if request.htmx:
+        return _dial_form(request, membership, attempt=attempt, partner_name=name)
+    return HttpResponseRedirect(reverse("board", args=[account]))
+
+
+def _board_with_dial_error(
+    request: HttpRequest, user: User, membership: Membership, typed: str, refused: CallRefused
+) -> HttpResponse:
+    context = board_context(request, user, membership, BoardView())
+    context.update(dial_value=typed, dial_error=refused.message)
+    return render(request, "board/board.html", context, status=refused.status)
 
 
 @login_required
@@ -170,3 +326,51 @@ async def cancel_call(request: HtmxHttpRequest, account: str, attempt_id: int) -
         except CTIError as exc:
             message = _("The PBX refused to cancel the call: %(error)s") % {"error": exc}
     return _after_post(request, _call_status(request, attempt, account, message=message), account)
+
+
+# --- the user's own board settings ------------------------------------------------------
+
+
+def _grid_response(request: HtmxHttpRequest, grid: Grid, account: str) -> HttpResponse:
+    if request.htmx:
+        return render(request, "board/board.html#grid", grid_context(grid))
+    url = reverse("board", args=[account])
+    query = grid.view.querystring
+    return HttpResponseRedirect(f"{url}?{query}" if query else url)
+
+
+@login_required
+@require_POST
+def favourite(request: HtmxHttpRequest, account: str, extension_id: int) -> HttpResponse:
+    """Pin an extension to the top of the board, or unpin it; answers with the grid."""
+    user, membership = _membership(request, account)
+    extension = (
+        Extension.objects.visible_to(user).filter(tenant=membership.tenant, pk=extension_id).first()
+    )
+    if extension is None:
+        raise Http404
+    pinned, created = Favourite.objects.get_or_create(user=user, extension=extension)
+    if not created:
+        pinned.delete()
+    favourites_changed(user.pk)
+    # The filter form's fields come along (hx-include): the grid keeps the user's view.
+    grid = build_grid(user, membership, BoardView.from_query(request.POST))
+    return _grid_response(request, grid, account)
+
+
+@login_required
+@require_POST
+def preferences(request: HtmxHttpRequest, account: str) -> HttpResponse:
+    user, membership = _membership(request, account)
+    form = forms.PreferenceForm(request.POST, instance=BoardPreference.of(user.pk))
+    saved = form.is_valid()
+    if saved:
+        form.save()
+    if not request.htmx:
+        return HttpResponseRedirect(reverse("board", args=[account]))
+    return render(
+        request,
+        "board/board.html#prefs",
+        {"prefs": form, "saved": saved, "account": account, "tenant": membership.tenant},
+        status=200 if saved else 400,
+    )

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
@@ -33,10 +34,19 @@ T = TypeVar("T")
 class CTIError(Exception):
     """The CTI API answered with an error, or could not be reached."""
 
-    def __init__(self, message: str, *, status: int | None = None, request_id: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        request_id: str = "",
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.request_id = request_id
+        # Seconds the server asked us to wait (Retry-After of a 503), if it said so.
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         text = super().__str__()
@@ -103,10 +113,18 @@ def _request_id(response: httpx.Response) -> str:
     return response.headers.get("x-request-id", "")
 
 
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        seconds = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return None  # absent, or an HTTP date: the caller's own backoff decides
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
 def _error_text(response: httpx.Response) -> str:
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         return str(body["error"])
@@ -117,7 +135,8 @@ class CTIClient:
     """One K-Account's session with the CTI API.
 
     Tokens are refreshed ahead of expiry; a 401 triggers one refresh (or a fresh login)
-    and a single retry. Bad credentials raise ``AuthenticationFailed`` at once.
+    and a single retry; refused again, it is a ``CTIError`` with status 401. Bad credentials
+    (a refused login) raise ``AuthenticationFailed`` at once.
     """
 
     def __init__(
@@ -184,7 +203,7 @@ class CTIClient:
                 request_id=_request_id(response),
             )
         self._raise_for_status(response, "login")
-        return self._store(Tokens.from_response(response.json()))
+        return self._store(Tokens.from_response(_json(response, "login")))
 
     async def refresh(self) -> Tokens:
         if self.tokens is None:
@@ -199,16 +218,20 @@ class CTIClient:
             # The refresh token expired or was revoked: a fresh login is the way back.
             return await self.login()
         self._raise_for_status(response, "token refresh")
-        return self._store(Tokens.from_response(response.json()))
+        return self._store(Tokens.from_response(_json(response, "token refresh")))
 
-    async def access_token(self, *, force_refresh: bool = False) -> str:
+    async def current_tokens(self, *, force_refresh: bool = False) -> Tokens:
+        """A fresh token pair: refreshed ahead of expiry, or at once with ``force_refresh``."""
         async with self._token_lock:
             if self.tokens is None:
                 await self.login()
             elif force_refresh or not self.tokens.fresh():
                 await self.refresh()
             assert self.tokens is not None
-            return self.tokens.access
+            return self.tokens
+
+    async def access_token(self, *, force_refresh: bool = False) -> str:
+        return (await self.current_tokens(force_refresh=force_refresh)).access
 
     async def _authorized(self, send: Callable[[dict[str, str]], Any]) -> httpx.Response:
         token = await self.access_token()
@@ -220,7 +243,10 @@ class CTIClient:
         except httpx.HTTPError as exc:
             raise CTIError(f"CTI API unreachable: {exc!r}") from exc
         if response.status_code == 401:
-            raise AuthenticationFailed(
+            # A token issued a moment ago refused too. The credentials themselves were accepted
+            # (a refused login raises AuthenticationFailed), so this is the server's doing or
+            # a missing right: the caller decides when it stops looking transient.
+            raise CTIError(
                 "access token refused twice", status=401, request_id=_request_id(response)
             )
         return response
@@ -236,6 +262,7 @@ class CTIClient:
                 f"{what} failed: {_error_text(response)}",
                 status=response.status_code,
                 request_id=_request_id(response),
+                retry_after=_retry_after(response),
             )
 
     # --- requests -------------------------------------------------------------------------
@@ -245,7 +272,7 @@ class CTIClient:
             lambda headers: self._http.get("/extensions/phone/data", headers=headers)
         )
         self._raise_for_status(response, "extension list")
-        body = response.json()
+        body = _json(response, "extension list")
         if not isinstance(body, list):
             raise CTIError("extension list is not a JSON array", request_id=_request_id(response))
         result = []
@@ -268,7 +295,7 @@ class CTIClient:
             )
         )
         self._raise_for_status(response, "state snapshot")
-        body = response.json()
+        body = _json(response, "state snapshot")
         if not isinstance(body, list):
             raise CTIError("state snapshot is not a JSON array", request_id=_request_id(response))
         return list(self._parsed(body, parse_state, "state"))
@@ -293,7 +320,10 @@ class CTIClient:
             )
         )
         self._raise_for_status(response, "call request")
-        return parse_call(response.json())
+        try:
+            return parse_call(_json(response, "call request"))
+        except MalformedEvent as exc:
+            raise CTIError(f"call request: {exc}", request_id=_request_id(response)) from None
 
     async def cancel(self, uuid: str) -> None:
         response = await self._authorized(
@@ -308,7 +338,7 @@ class CTIClient:
         for frame in frames:
             try:
                 result.append(parse(frame))
-            except MalformedEvent as exc:
+            except (ValueError, RecursionError) as exc:  # MalformedEvent is a ValueError
                 logger.warning("%s: skipped malformed %s event: %s", self.account, kind, exc)
         return result
 
@@ -319,54 +349,107 @@ class CTIClient:
         parse: Callable[[str], T],
         kind: str,
         json_body: dict[str, Any] | None = None,
+        *,
+        rotate: bool = False,
+        on_open: Callable[[float], object] | None = None,
     ) -> AsyncGenerator[T, None]:
-        token = await self.access_token()
+        """Yield the parsed events of one SSE response; every failure is a ``CTIError``.
+
+        With ``rotate`` the generator ends cleanly when the token it was opened with is due for
+        refresh, so that its caller reconnects with a fresh one (a server may cut a stream whose
+        token expired). ``on_open`` is called once the server accepted the stream, with the
+        wall-clock time at which that happens (``math.inf`` without ``rotate``).
+        """
         timeout = httpx.Timeout(self._http.timeout.connect, read=self.stream_read_timeout)
+        loop = asyncio.get_running_loop()
         for attempt in (1, 2):
+            tokens = await self.current_tokens(force_refresh=attempt == 2)
+            rotate_at = tokens.access_expires_at - tokens.refresh_margin if rotate else math.inf
             try:
                 async with aconnect_sse(
                     self._http,
                     method,
                     path,
                     json=json_body,
-                    headers={"Authorization": f"Bearer {token}"},
+                    headers={"Authorization": f"Bearer {tokens.access}"},
                     timeout=timeout,
                 ) as source:
                     response = source.response
                     if response.status_code == 401 and attempt == 1:
-                        token = await self.access_token(force_refresh=True)
                         continue
                     if response.status_code == 401:
-                        raise AuthenticationFailed(
-                            f"{kind} stream refused", status=401, request_id=_request_id(response)
+                        raise CTIError(  # as in _authorized: not the credentials' fault
+                            f"{kind} stream refused twice",
+                            status=401,
+                            request_id=_request_id(response),
                         )
                     if response.is_error:
                         await response.aread()
                     self._raise_for_status(response, f"{kind} stream")
-                    async for sse in source.aiter_sse():
-                        if not sse.data:
-                            continue
-                        try:
-                            yield parse(sse.data)
-                        except MalformedEvent as exc:
-                            logger.warning(
-                                "%s: skipped malformed %s event: %s", self.account, kind, exc
-                            )
-                    return
+                    if on_open is not None:
+                        on_open(rotate_at)
+                    deadline = (
+                        None if math.isinf(rotate_at) else loop.time() + (rotate_at - time.time())
+                    )
+                    frames = source.aiter_sse()
+                    try:
+                        while True:
+                            try:
+                                # Bounded per read only: a timeout must never span the yield,
+                                # or it would cancel the consumer's own work.
+                                async with asyncio.timeout_at(deadline):
+                                    sse = await anext(frames)
+                            except StopAsyncIteration:
+                                return
+                            except TimeoutError:
+                                logger.info(
+                                    "%s: renewing the %s stream before its token expires",
+                                    self.account,
+                                    kind,
+                                )
+                                return
+                            if not sse.data:
+                                continue
+                            try:
+                                event = parse(sse.data)
+                            except (ValueError, RecursionError) as exc:
+                                logger.warning(
+                                    "%s: skipped malformed %s event: %s", self.account, kind, exc
+                                )
+                                continue
+                            yield event
+                    finally:
+                        await frames.aclose()
             except SSEError as exc:
                 raise CTIError(f"{kind} stream is not an event stream: {exc}") from exc
             except httpx.ReadTimeout as exc:
                 raise CTIError(f"{kind} stream stalled: nothing received in time") from exc
             except httpx.HTTPError as exc:
                 raise CTIError(f"{kind} stream broke: {exc!r}") from exc
+            except httpx.StreamError as exc:
+                raise CTIError(f"{kind} stream failed: {exc!r}") from exc
 
-    def stream_states(self) -> AsyncGenerator[StateEvent, None]:
-        """Every extension's state first (bootstrap), then changes as they happen."""
-        return self._stream("GET", "/extensions/phone/states", parse_state, "state")
+    def stream_states(
+        self, *, on_open: Callable[[float], object] | None = None
+    ) -> AsyncGenerator[StateEvent, None]:
+        """Every extension's state first (bootstrap), then changes as they happen.
 
-    def stream_calls(self) -> AsyncGenerator[CallEvent, None]:
-        """Call events of the whole K-Account from now on (no history)."""
-        return self._stream("GET", "/extensions/phone/calls", parse_call, "call")
+        Ends cleanly shortly before the access token behind it expires: reconnect then.
+        """
+        return self._stream(
+            "GET", "/extensions/phone/states", parse_state, "state", rotate=True, on_open=on_open
+        )
+
+    def stream_calls(
+        self, *, on_open: Callable[[float], object] | None = None
+    ) -> AsyncGenerator[CallEvent, None]:
+        """Call events of the whole K-Account from now on (no history).
+
+        Ends cleanly shortly before the access token behind it expires: reconnect then.
+        """
+        return self._stream(
+            "GET", "/extensions/phone/calls", parse_call, "call", rotate=True, on_open=on_open
+        )
 
     def originate_stream(
         self,
@@ -381,6 +464,17 @@ class CTIClient:
         """Start a call and follow its progress from ``start`` to ``end``."""
         body = _call_body(caller, callee, caller_context, callee_context, extension, timeout)
         return self._stream("POST", "/extensions/phone/calls", parse_call, "call progress", body)
+
+
+def _json(response: httpx.Response, what: str) -> Any:
+    try:
+        return response.json()
+    except (ValueError, RecursionError):
+        raise CTIError(
+            f"{what}: the answer is not JSON",
+            status=response.status_code,
+            request_id=_request_id(response),
+        ) from None
 
 
 def _call_body(

@@ -75,8 +75,9 @@ def _object(data: str | bytes | dict[str, Any]) -> dict[str, Any]:
         return data
     try:
         value = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedEvent(f"not JSON: {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: a frame of thousands of nested brackets.
+        raise MalformedEvent(f"not JSON: {exc!r}"[:200]) from None
     if not isinstance(value, dict):
         raise MalformedEvent(f"expected a JSON object, got {type(value).__name__}")
     return value
@@ -109,13 +110,14 @@ def parse_timestamp(value: object) -> datetime | None:
         return None
     micros = int((match["frac"] or "0")[:6].ljust(6, "0"))
     tz_text = match["tz"]
-    if tz_text is None or tz_text in ("Z", "z"):
-        tz: timezone = UTC
-    else:
-        sign = -1 if tz_text[0] == "-" else 1
-        digits = tz_text[1:].replace(":", "")
-        tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
     try:
+        if tz_text is None or tz_text in ("Z", "z"):
+            tz: timezone = UTC
+        else:
+            sign = -1 if tz_text[0] == "-" else 1
+            digits = tz_text[1:].replace(":", "")
+            # An offset of 24 hours or more ("+99:99") is refused by timezone(): no time then.
+            tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
         year, month, day = (int(part) for part in match["date"].split("-"))
         return datetime(
             year, month, day, int(match["h"]), int(match["m"]), int(match["s"]), micros, tz

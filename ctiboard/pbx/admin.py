@@ -48,10 +48,32 @@ class TenantForm(forms.ModelForm):  # type: ignore[type-arg]
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text=_("Stored encrypted. Leave empty to keep the current password."),
     )
+    # Left out (e.g. by a form that predates the field): the tenant keeps its country.
+    country_code = forms.RegexField(
+        label=_("country code"),
+        regex=r"^[1-9][0-9]{0,2}$",
+        required=False,
+        max_length=3,
+        error_messages={"invalid": _("Digits only, e.g. 49 or 43.")},
+        help_text=_("Dialled numbers starting with a single 0 are numbers of this country."),
+    )
 
     class Meta:
         model = Tenant
-        fields = ["name", "account", "api_base_url", "api_username", "api_password", "enabled"]
+        fields = [
+            "name",
+            "account",
+            "api_base_url",
+            "api_username",
+            "api_password",
+            "enabled",
+            "country_code",
+            "crm_url_template",
+        ]
+
+    def clean_country_code(self) -> str:
+        code: str = self.cleaned_data["country_code"]
+        return code or self.instance.country_code or "49"
 
     def clean_api_password(self) -> str:
         password: str = self.cleaned_data["api_password"]
@@ -90,7 +112,7 @@ class TenantAdmin(TenantScopedAdmin):
     list_filter = ["enabled", "connection_status"]
     search_fields = ["name", "account"]
     readonly_fields = ["connection_status", "status_since", "status_detail", "last_event_at"]
-    actions = ["test_connection"]
+    actions = ["test_connection", "resync_extensions"]
 
     @admin.action(description=_("Test connection to the CTI API"))
     def test_connection(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
@@ -110,6 +132,25 @@ class TenantAdmin(TenantScopedAdmin):
                     % {"account": tenant.account, "count": count},
                     messages.SUCCESS,
                 )
+
+    @admin.action(description=_("Re-sync extensions now"))
+    def resync_extensions(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        # The worker streaming the tenant does it, so its writes stay the only ones.
+        for tenant in queryset:
+            if not tenant.enabled:
+                self.message_user(
+                    request,
+                    _("%(account)s is disabled: nothing streams it.") % {"account": tenant.account},
+                    messages.WARNING,
+                )
+                continue
+            events.resync_requested(tenant.pk)
+            self.message_user(
+                request,
+                _("%(account)s: the worker re-reads the extension list now.")
+                % {"account": tenant.account},
+                messages.SUCCESS,
+            )
 
 
 async def _probe(tenant: Tenant) -> int:

@@ -11,6 +11,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from ctiboard.ops.metrics import SENT_AT, stamp
+
 from .models import CallAttempt, Extension
 
 
@@ -22,11 +24,16 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
+def ingest_group(tenant_id: int) -> str:
+    """Joined by the ingest worker while it streams the tenant (whichever worker holds it)."""
+    return f"ingest.{tenant_id}"
+
+
 def _send_after_commit(group: str, message: dict[str, Any]) -> None:
     def send() -> None:
         layer = get_channel_layer()
         if layer is not None:
-            async_to_sync(layer.group_send)(group, message)
+            async_to_sync(layer.group_send)(group, {**message, SENT_AT: stamp()})
 
     transaction.on_commit(send, robust=True)
 
@@ -40,6 +47,11 @@ def extensions_changed(extensions: list[Extension]) -> None:
         _send_after_commit(
             tenant_group(tenant_id), {"type": "extensions.changed", "extensions": payloads}
         )
+
+
+def resync_requested(tenant_id: int) -> None:
+    """Ask the worker streaming this tenant to re-sync its extension list now."""
+    _send_after_commit(ingest_group(tenant_id), {"type": "ingest.resync", "tenant_id": tenant_id})
 
 
 def tenant_status_changed(tenant_id: int) -> None:

@@ -1,18 +1,28 @@
-"""The ingest worker: one supervised stream consumer per enabled tenant."""
+"""The ingest worker: per enabled tenant, supervised consumers of its state and call streams."""
 
 import asyncio
+import contextlib
 import logging
+import math
 import random
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Literal, TypeVar
 
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import close_old_connections, connections
 
 from ctiboard.cti.client import AuthenticationFailed, CTIClient, CTIError
-from ctiboard.cti.events import StateEvent
+from ctiboard.cti.events import CallEvent, ExtensionData, StateEvent
+from ctiboard.ops.metrics import LEASES_HELD, LIVE_WORKERS, STREAM_RECONNECTS
 
-from . import store
+from . import events, store
+from .leases import Leases, fair_share, new_worker_id
 from .models import ConnectionStatus, Tenant
 
 logger = logging.getLogger(__name__)
@@ -20,6 +30,10 @@ logger = logging.getLogger(__name__)
 # A batch is whatever has arrived while the previous one was written, up to this size:
 # one transaction per event under light load, few large ones under heavy load.
 MAX_BATCH = 500
+# A stream that ends this close to its token renewal time ended for the renewal.
+ROTATION_TOLERANCE = 0.1
+
+StreamKind = Literal["states", "calls"]
 
 
 @dataclass(frozen=True)
@@ -52,12 +66,45 @@ class Backoff:
         self.attempt = 0
 
 
-class _Connected:
-    """Queue marker: a stream (re)connected, the next events are its bootstrap."""
+@dataclass(frozen=True)
+class _Opened:
+    """Queue marker: a stream was accepted. For the state stream its bootstrap follows."""
+
+    kind: StreamKind
+
+
+@dataclass(frozen=True)
+class _Lost:
+    """Queue marker: a stream ended or failed and will be reopened (or not, if refused)."""
+
+    kind: StreamKind
+    status: ConnectionStatus
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """Queue marker: the extension list as /extensions/phone/data just answered it."""
+
+    extensions: list[ExtensionData]
+
+
+class _Stop:
+    """Queue marker: everything before it is written, then the writer ends."""
+
+
+_Item = StateEvent | CallEvent | _Opened | _Lost | _Listed | _Stop
+_R = TypeVar("_R")
 
 
 class TenantIngest:
-    """Keeps one tenant's state stream open and stores what it says."""
+    """Keeps one tenant's state and call streams open and stores what they say.
+
+    Readers (one per stream, the extension-list syncer, the re-sync listener) only put what they
+    receive on one queue; a single writer stores it in order, so every stored change gets the
+    tenant's next sequence number. On cancellation the streams close first, then the writer
+    stores what is queued (up to ``drain_timeout``).
+    """
 
     def __init__(
         self,
@@ -66,62 +113,67 @@ class TenantIngest:
         read_timeout: float | None = None,
         sync_interval: float | None = None,
         bootstrap_window: float = 5.0,
+        drain_timeout: float = 10.0,
+        call_grace: float = 10.0,
     ) -> None:
         self.config = config
         self.read_timeout = read_timeout or settings.CTIBOARD_STREAM_READ_TIMEOUT
         self.sync_interval = sync_interval or settings.CTIBOARD_EXTENSION_SYNC_INTERVAL
         self.bootstrap_window = bootstrap_window
-        self.queue: asyncio.Queue[StateEvent | _Connected] = asyncio.Queue()
+        self.drain_timeout = drain_timeout
+        # A leg on an idle line unheard of this long ended unseen (see tracking.sweep_idle).
+        self.call_grace = call_grace
+        self.queue: asyncio.Queue[_Item] = asyncio.Queue()
         self.state: store.TenantState | None = None
+        self.links: dict[StreamKind, tuple[ConnectionStatus, str] | None] = {
+            "states": None,
+            "calls": None,
+        }
+        self._status_written: tuple[ConnectionStatus, str] | None = None
+        self._sync_now = asyncio.Event()
+        self._call_streams: set[_CallStream] = set()
 
     @property
     def account(self) -> str:
         return self.config.account
 
     async def run(self) -> None:
-        self.state = await sync_to_async(store.load_state)(self.config.tenant_id)
+        self.state = await _db(store.load_state, self.config.tenant_id)
+        client = self._client()
         writer = asyncio.create_task(self._write(), name=f"ingest-write-{self.account}")
+        readers = [
+            asyncio.create_task(self._follow_states(client), name=f"states-{self.account}"),
+            asyncio.create_task(self._follow_calls(client), name=f"calls-{self.account}"),
+            asyncio.create_task(self._sync_periodically(client), name=f"sync-{self.account}"),
+            asyncio.create_task(self._listen_for_requests(), name=f"requests-{self.account}"),
+        ]
         try:
-            await self._read_forever()
+            done, _ = await asyncio.wait([writer, *readers], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # a crash: the supervisor starts the tenant afresh
+            raise RuntimeError(f"{self.account}: an ingest task ended on its own")
         finally:
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+            await client.aclose()
+            await self._drain(writer)
+
+    async def _drain(self, writer: "asyncio.Task[None]") -> None:
+        if writer.done():
+            return
+        self.queue.put_nowait(_Stop())
+        try:
+            await asyncio.wait_for(asyncio.shield(writer), self.drain_timeout)
+        except TimeoutError:
+            logger.error(
+                "%s: %d queued events not stored within %.0fs of stopping",
+                self.account,
+                self.queue.qsize(),
+                self.drain_timeout,
+            )
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
-
-    async def _read_forever(self) -> None:
-        backoff = Backoff()
-        # Refused credentials will not heal by retrying: knock rarely. A corrected password
-        # restarts this task at once (the supervisor watches the credentials).
-        auth_backoff = Backoff(base=60.0, cap=900.0, floor=30.0)
-        while True:
-            try:
-                async with self._client() as client:
-                    await self._sync_extensions(client)
-                    syncer = asyncio.create_task(self._sync_periodically(client))
-                    try:
-                        connected = False
-                        async for event in client.stream_states():
-                            if not connected:
-                                connected = True
-                                backoff.reset()
-                                auth_backoff.reset()
-                                self.queue.put_nowait(_Connected())
-                                await self._status(ConnectionStatus.CONNECTED)
-                            self.queue.put_nowait(event)
-                    finally:
-                        syncer.cancel()
-                        await asyncio.gather(syncer, return_exceptions=True)
-                reason = "the PBX closed the state stream"
-                delay = backoff.next_delay()
-                status = ConnectionStatus.RECONNECTING
-            except AuthenticationFailed as exc:
-                reason, delay = str(exc), auth_backoff.next_delay()
-                status = ConnectionStatus.MISCONFIGURED
-            except CTIError as exc:
-                reason, delay = str(exc), backoff.next_delay()
-                status = ConnectionStatus.RECONNECTING
-            logger.warning("%s: %s; retrying in %.1fs", self.account, reason, delay)
-            await self._status(status, reason)
-            await asyncio.sleep(delay)
 
     def _client(self) -> CTIClient:
         return CTIClient(
@@ -132,102 +184,505 @@ class TenantIngest:
             stream_read_timeout=self.read_timeout,
         )
 
+    # --- readers ----------------------------------------------------------------------------
+
+    async def _follow_states(self, client: CTIClient) -> None:
+        retry = _Retry()
+        while True:
+            rotate_at = math.inf
+
+            def opened(renew_at: float) -> None:
+                nonlocal rotate_at
+                rotate_at = renew_at
+                retry.reset()
+                self.queue.put_nowait(_Opened("states"))
+
+            try:
+                await self._sync_extensions(client)
+                async with contextlib.aclosing(client.stream_states(on_open=opened)) as stream:
+                    async for event in stream:
+                        self.queue.put_nowait(event)
+                if time.time() >= rotate_at - ROTATION_TOLERANCE:
+                    continue  # renewed ahead of the token's expiry; the bootstrap follows
+                reason, (status, delay) = "the PBX closed the state stream", retry.closed()
+            except CTIError as exc:
+                reason, (status, delay) = str(exc), retry.failed(exc)
+            logger.warning("%s: %s; retrying in %.1fs", self.account, reason, delay)
+            STREAM_RECONNECTS.labels(self.account, status.value).inc()
+            self.queue.put_nowait(_Lost("states", status, reason))
+            await asyncio.sleep(delay)
+
+    async def _follow_calls(self, client: CTIClient) -> None:
+        """The call stream sends no history: renewing it ahead of the token's expiry opens the
+        next stream first and closes the old one once the new one is accepted, so no event
+        falls into a gap. Events seen on both are stored once (the tracking is idempotent)."""
+        retry = _Retry()
+        successor: _CallStream | None = None
+        try:
+            while True:
+                current = successor or _CallStream(self, client, fresh_token=False)
+                successor = None
+                try:
+                    if await current.wait_open():
+                        retry.reset()
+                        successor = await self._renew_before_expiry(client, current)
+                        if successor is not None:
+                            continue
+                    await current.task
+                    if time.time() >= current.rotate_at - ROTATION_TOLERANCE:
+                        continue
+                    reason, (status, delay) = "the PBX closed the call stream", retry.closed()
+                except CTIError as exc:
+                    reason, (status, delay) = str(exc), retry.failed(exc)
+                logger.warning("%s: %s; retrying in %.1fs", self.account, reason, delay)
+                self.queue.put_nowait(_Lost("calls", status, reason))
+                await asyncio.sleep(delay)
+        finally:
+            for stream in list(self._call_streams):
+                await stream.close()
+
+    async def _renew_before_expiry(
+        self, client: CTIClient, current: "_CallStream"
+    ) -> "_CallStream | None":
+        """Wait until shortly before ``current`` must be renewed, then open its successor with
+        a fresh token; returns it once it is accepted (``current`` is closed then), or None if
+        ``current`` ended first or the successor failed (``current`` runs out by itself)."""
+        if math.isinf(current.rotate_at):
+            return None
+        lead = min(5.0, max(0.05, (current.rotate_at - time.time()) / 10))
+        done, _ = await asyncio.wait(
+            {current.task}, timeout=max(0.0, current.rotate_at - lead - time.time())
+        )
+        if done:
+            return None
+        successor = _CallStream(self, client, fresh_token=True)
+        if await successor.wait_open():
+            await current.close()
+            return successor
+        try:
+            await successor.task
+        except CTIError as exc:
+            logger.warning("%s: could not renew the call stream early: %s", self.account, exc)
+        return None
+
     async def _sync_extensions(self, client: CTIClient) -> None:
-        listed = await client.extensions()
-        assert self.state is not None
-        await sync_to_async(store.sync_extensions)(self.state, listed)
+        try:
+            listed = await client.extensions()
+        except AuthenticationFailed:
+            raise
+        except CTIError as exc:
+            # The streams work without it; the next sync catches up.
+            logger.warning("%s: extension list unavailable: %s", self.account, exc)
+            return
+        self.queue.put_nowait(_Listed(listed))
 
     async def _sync_periodically(self, client: CTIClient) -> None:
         while True:
-            await asyncio.sleep(self.sync_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sync_now.wait(), self.sync_interval)
+            if self._sync_now.is_set():
+                self._sync_now.clear()
+                logger.info("%s: re-syncing the extension list on request", self.account)
             try:
                 await self._sync_extensions(client)
             except CTIError as exc:
                 logger.warning("%s: extension sync failed: %s", self.account, exc)
 
-    async def _status(self, status: ConnectionStatus, detail: str = "") -> None:
-        await sync_to_async(store.set_status)(self.config.tenant_id, status, detail)
+    def request_sync(self) -> None:
+        """Re-sync the extension list now (the admin's action reaches this over the layer)."""
+        self._sync_now.set()
+
+    async def _listen_for_requests(self) -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            await asyncio.Event().wait()
+            return
+        group = events.ingest_group(self.config.tenant_id)
+        channel = ""
+        while True:
+            try:
+                channel = channel or await layer.new_channel()
+                # Joined again now and then: the in-memory layer forgets group members after
+                # a day.
+                await layer.group_add(group, channel)
+                try:
+                    message = await asyncio.wait_for(layer.receive(channel), 3600)
+                except TimeoutError:
+                    continue
+                if message.get("type") == "ingest.resync":
+                    self.request_sync()
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(layer.group_discard(group, channel))
+                raise
+            except Exception as exc:  # the channel layer is away: requests wait for it
+                logger.warning("%s: channel layer unavailable: %r", self.account, exc)
+                channel = ""
+                await asyncio.sleep(5.0)
+
+    # --- the writer -------------------------------------------------------------------------
 
     async def _write(self) -> None:
         assert self.state is not None
         pending: set[str] = set()  # extensions the current bootstrap has not mentioned yet
         deadline = 0.0
+        next_sweep = time.monotonic() + self.call_grace / 2
         while True:
-            timeout = max(0.0, deadline - time.monotonic()) if pending else None
-            try:
-                item = await asyncio.wait_for(self.queue.get(), timeout)
-            except TimeoutError:
-                await sync_to_async(store.mark_unknown)(self.state, pending)
+            if pending and time.monotonic() >= deadline:
+                await self._store(store.mark_unknown, pending)
                 pending = set()
+            if time.monotonic() >= next_sweep:
+                await self._store(store.sweep_calls, self.call_grace)
+                next_sweep = time.monotonic() + self.call_grace / 2
+            wake = min(deadline if pending else math.inf, next_sweep)
+            try:
+                item = await asyncio.wait_for(self.queue.get(), max(0.0, wake - time.monotonic()))
+            except TimeoutError:
                 continue
-            batch: list[StateEvent] = []
-            while True:
-                if isinstance(item, _Connected):
-                    if batch:
-                        await sync_to_async(store.apply_states)(self.state, batch)
-                        batch = []
-                    pending = {
-                        number for number, ext in self.state.extensions.items() if ext.active
-                    }
-                    deadline = time.monotonic() + self.bootstrap_window
-                else:
+            items = [item]
+            while len(items) < MAX_BATCH and not self.queue.empty():
+                items.append(self.queue.get_nowait())
+            batch: list[StateEvent | CallEvent] = []
+            for item in items:
+                if isinstance(item, StateEvent | CallEvent):
                     batch.append(item)
-                    pending.discard(item.extension)
-                if len(batch) >= MAX_BATCH or self.queue.empty():
-                    break
-                item = self.queue.get_nowait()
+                    if isinstance(item, StateEvent) and item.extension in pending:
+                        pending.discard(item.extension)
+                        # Bootstrap frames come back to back: wait as long again for the rest.
+                        deadline = time.monotonic() + self.bootstrap_window
+                    continue
+                if batch:
+                    await self._store(store.apply, batch)
+                    batch = []
+                if isinstance(item, _Stop):
+                    await self._stopped()
+                    return
+                if isinstance(item, _Listed):
+                    await self._store(store.sync_extensions, item.extensions)
+                elif isinstance(item, _Opened):
+                    if item.kind == "states":
+                        # The bootstrap replaces what is stored: whoever it leaves out is unknown.
+                        pending = {n for n, e in self.state.extensions.items() if e.active}
+                        deadline = time.monotonic() + self.bootstrap_window
+                    else:
+                        # Hangups may have fallen into the gap: idle lines have no calls.
+                        await self._store(store.reconcile_calls)
+                    await self._link(item.kind, ConnectionStatus.CONNECTED, "")
+                elif isinstance(item, _Lost):
+                    await self._link(item.kind, item.status, item.reason)
             if batch:
-                await sync_to_async(store.apply_states)(self.state, batch)
+                await self._store(store.apply, batch)
+
+    async def _store(self, write: Callable[..., _R], *args: object) -> _R:
+        """Run one store function; on a database error reload the state and retry (the store
+        functions are idempotent); give up after three tries, so the supervisor starts afresh."""
+        for attempt in range(1, 4):
+            assert self.state is not None
+            try:
+                return await _db(write, self.state, *args)
+            except Exception:
+                if attempt == 3:
+                    raise
+                logger.exception("%s: storing failed; retrying", self.account)
+                await asyncio.sleep(0.2 * attempt)
+                self.state = await _db(store.load_state, self.config.tenant_id)
+        raise AssertionError("unreachable")
+
+    async def _link(self, kind: StreamKind, status: ConnectionStatus, detail: str) -> None:
+        """One stream's health changed: store the tenant's status if the combination did."""
+        self.links[kind] = (status, detail)
+        links = {k: v for k, v in self.links.items() if v is not None}
+        problems = [(k, v) for k, v in links.items() if v[0] != ConnectionStatus.CONNECTED]
+        if problems:
+            refused = any(v[0] == ConnectionStatus.MISCONFIGURED for _, v in problems)
+            detail = "; ".join(
+                f"{'state' if k == 'states' else 'call'} stream: {v[1]}" for k, v in problems
+            )
+            status = ConnectionStatus.MISCONFIGURED if refused else ConnectionStatus.RECONNECTING
+            await self._publish(status, detail)
+        elif len(links) == len(self.links):
+            await self._publish(ConnectionStatus.CONNECTED, "")
+        # else: the other stream has not been accepted yet
+
+    async def _publish(self, status: ConnectionStatus, detail: str) -> None:
+        if (status, detail) != self._status_written:
+            await _db(store.set_status, self.config.tenant_id, status, detail)
+            self._status_written = (status, detail)
+
+    async def _stopped(self) -> None:
+        """Nobody streams the tenant now: say so, unless another worker has taken over and
+        written a status of its own meanwhile."""
+        if self._status_written is None:
+            return
+        try:
+            await _db(
+                store.set_status,
+                self.config.tenant_id,
+                ConnectionStatus.RECONNECTING,
+                "the ingest worker stopped",
+                if_status=self._status_written[0],
+            )
+        except Exception as exc:
+            logger.warning("%s: could not record the stop: %r", self.account, exc)
+
+
+class _CallStream:
+    """One call-stream connection, read into the ingest's queue by a task of its own."""
+
+    def __init__(self, ingest: TenantIngest, client: CTIClient, *, fresh_token: bool) -> None:
+        self.ingest = ingest
+        self.rotate_at = math.inf
+        self.opened = asyncio.Event()
+        self.task = asyncio.create_task(self._run(client, fresh_token))
+        ingest._call_streams.add(self)
+        self.task.add_done_callback(lambda _: ingest._call_streams.discard(self))
+
+    async def _run(self, client: CTIClient, fresh_token: bool) -> None:
+        if fresh_token:
+            await client.current_tokens(force_refresh=True)
+        async with contextlib.aclosing(client.stream_calls(on_open=self._opened)) as stream:
+            async for event in stream:
+                self.ingest.queue.put_nowait(event)
+
+    def _opened(self, rotate_at: float) -> None:
+        self.rotate_at = rotate_at
+        self.opened.set()
+        self.ingest.queue.put_nowait(_Opened("calls"))
+
+    async def wait_open(self) -> bool:
+        """Until the server accepted the stream (True) or it ended before that (False)."""
+        opened = asyncio.create_task(self.opened.wait())
+        try:
+            await asyncio.wait({opened, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            opened.cancel()
+        return self.opened.is_set()
+
+    async def close(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+class _Retry:
+    """When one stream reconnects after it ended or failed, and what the tenant's status is."""
+
+    # Tokens refused right after a successful login/refresh this often in a row: not a hiccup
+    # of the server any more, but a right the account lacks.
+    REFUSALS = 3
+
+    def __init__(self) -> None:
+        self.backoff = Backoff()
+        # Refused credentials will not heal by retrying: knock rarely. A corrected password
+        # restarts the tenant's task at once (the supervisor watches the credentials).
+        self.auth_backoff = Backoff(base=60.0, cap=900.0, floor=30.0)
+        self.refusals = 0
+
+    def reset(self) -> None:
+        """The stream was accepted."""
+        self.backoff.reset()
+        self.auth_backoff.reset()
+        self.refusals = 0
+
+    def closed(self) -> tuple[ConnectionStatus, float]:
+        return ConnectionStatus.RECONNECTING, self.backoff.next_delay()
+
+    def failed(self, error: CTIError) -> tuple[ConnectionStatus, float]:
+        self.refusals = self.refusals + 1 if error.status == 401 else 0
+        if isinstance(error, AuthenticationFailed) or self.refusals >= self.REFUSALS:
+            return ConnectionStatus.MISCONFIGURED, self.auth_backoff.next_delay()
+        # At least what the server asked for (Retry-After), capped.
+        delay = max(self.backoff.next_delay(), min(error.retry_after or 0.0, self.backoff.cap))
+        return ConnectionStatus.RECONNECTING, delay
+
+
+async def _db(function: Callable[..., _R], *args: object, **kwargs: object) -> _R:
+    """Run ORM code in the worker's database thread, with Django's connection hygiene."""
+    return await database_sync_to_async(function)(*args, **kwargs)  # type: ignore[no-any-return]
 
 
 class Supervisor:
-    """Runs a TenantIngest per enabled tenant and follows changes made in the admin."""
+    """Runs a TenantIngest for each enabled tenant whose lease this worker holds.
 
-    def __init__(self, poll_interval: float = 5.0, **ingest_options: float) -> None:
+    Any number of workers may run: each round (every ``lease_ttl / 3`` at most) a worker
+    heartbeats, renews its leases, sheds tenants beyond its fair share, takes free ones up to
+    it, and follows tenants added, changed or disabled in the admin. A tenant whose lease is
+    not renewed in time is stopped by a timer, before any other worker may take it over.
+    """
+
+    def __init__(
+        self,
+        poll_interval: float = 5.0,
+        *,
+        lease_ttl: float | None = None,
+        worker_id: str | None = None,
+        **ingest_options: float,
+    ) -> None:
         self.poll_interval = poll_interval
         self.ingest_options = ingest_options
+        self.leases = Leases(worker_id or new_worker_id(), lease_ttl or settings.CTIBOARD_LEASE_TTL)
         self.running: dict[int, tuple[TenantConfig, asyncio.Task[None]]] = {}
+        self._expiry: dict[int, asyncio.TimerHandle] = {}
+        # Lease rounds get a thread (and database connection) of their own: a slow batch of
+        # state writes must not hold up the renewal of the very leases it depends on.
+        self._lease_thread = ThreadPoolExecutor(1, thread_name_prefix="ingest-leases")
+
+    @property
+    def worker_id(self) -> str:
+        return self.leases.worker_id
+
+    @property
+    def interval(self) -> float:
+        return min(self.poll_interval, self.leases.ttl / 3)
 
     async def run(self) -> None:
+        logger.info("ingest worker %s (lease ttl %.1fs)", self.worker_id, self.leases.ttl)
         try:
             while True:
-                await self.reconcile()
-                await asyncio.sleep(self.poll_interval)
+                try:
+                    await self.reconcile()
+                except Exception:
+                    # Database away: the expiry timers stop every stream whose lease runs out.
+                    logger.exception("lease round failed; retrying in %.1fs", self.interval)
+                await asyncio.sleep(self.interval)
         finally:
             await self.stop_all()
 
     async def reconcile(self) -> None:
-        wanted = {config.tenant_id: config for config in await sync_to_async(_enabled_configs)()}
-        for tenant_id, (config, task) in list(self.running.items()):
-            if wanted.get(tenant_id) != config or task.done():
+        loop = asyncio.get_running_loop()
+        # The database stamps every lease this round renews or takes with now() + ttl, and
+        # its now() is later than this moment: until valid_until the leases are surely ours.
+        sent = loop.time()
+        plan = await loop.run_in_executor(self._lease_thread, self._plan, set(self.running))
+        valid_until = sent + self.leases.ttl * (1 - LEASE_SAFETY_MARGIN)
+        for tenant_id in list(self.running):
+            if tenant_id not in plan.held:
                 await self._stop(tenant_id)
-        for tenant_id, config in wanted.items():
+        if plan.release:
+            await loop.run_in_executor(self._lease_thread, self.leases.release, plan.release)
+        if loop.time() >= valid_until:
+            logger.warning("lease round took longer than the lease is surely valid; stopping")
+            for tenant_id in list(self.running):
+                await self._stop(tenant_id)
+            return
+        for tenant_id, config in plan.held.items():
+            if tenant_id in self.running:
+                running_config, task = self.running[tenant_id]
+                if running_config != config or task.done():
+                    await self._stop(tenant_id)
             if tenant_id not in self.running:
                 ingest = TenantIngest(config, **self.ingest_options)
                 task = asyncio.create_task(ingest.run(), name=f"ingest-{config.account}")
                 task.add_done_callback(_log_crash)
                 self.running[tenant_id] = (config, task)
                 logger.info("%s: streaming from %s", config.account, config.base_url)
-        await sync_to_async(_mark_disabled)()
+            self._arm(tenant_id, valid_until)
+        LEASES_HELD.set(len(self.running))
+        # In the event loop's thread: the status push must reach the demo's in-memory layer.
+        await sync_to_async(_mark_disabled)(plan.disabled)
+
+    def _plan(self, running: set[int]) -> "_Plan":
+        """One lease round, in the lease thread: heartbeat, renew, shed, take."""
+        close_old_connections()
+        enabled, disabled = _tenants()
+        configs = {config.tenant_id: config for config in enabled}
+        live_workers = self.leases.heartbeat()
+        LIVE_WORKERS.set(live_workers)
+        held = self.leases.renew(running & configs.keys())
+        for lost in (running & configs.keys()) - held:
+            logger.warning("tenant %s: lease lost; stopping its stream", lost)
+        release = running - configs.keys()  # disabled or deleted
+        share = fair_share(len(configs), live_workers)
+        if len(held) > share:
+            surplus = set(random.sample(sorted(held), len(held) - share))
+            logger.info("handing over %d tenant(s) to other workers", len(surplus))
+            held -= surplus
+            release |= surplus
+        else:
+            free = self.leases.claimable(configs.keys() - held)
+            random.shuffle(free)  # workers starting together should not all queue for one row
+            for tenant_id in free:
+                if len(held) >= share:
+                    break
+                if self.leases.acquire(tenant_id):
+                    held.add(tenant_id)
+        return _Plan(
+            held={tenant_id: configs[tenant_id] for tenant_id in held},
+            release=release,
+            disabled=disabled,
+        )
+
+    def _arm(self, tenant_id: int, valid_until: float) -> None:
+        previous = self._expiry.pop(tenant_id, None)
+        if previous is not None:
+            previous.cancel()
+        loop = asyncio.get_running_loop()
+        self._expiry[tenant_id] = loop.call_at(valid_until, self._lease_expired, tenant_id)
+
+    def _lease_expired(self, tenant_id: int) -> None:
+        """Not renewed in time: stop at once, before another worker may take the tenant."""
+        self._expiry.pop(tenant_id, None)
+        entry = self.running.pop(tenant_id, None)
+        if entry is not None:
+            config, task = entry
+            task.cancel()
+            logger.warning("%s: lease not renewed in time; stream stopped", config.account)
+        LEASES_HELD.set(len(self.running))
 
     async def _stop(self, tenant_id: int) -> None:
+        handle = self._expiry.pop(tenant_id, None)
+        if handle is not None:
+            handle.cancel()
         config, task = self.running.pop(tenant_id)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         logger.info("%s: stream stopped", config.account)
+        LEASES_HELD.set(len(self.running))
 
     async def stop_all(self) -> None:
         for tenant_id in list(self.running):
             await self._stop(tenant_id)
+        loop = asyncio.get_running_loop()
+        try:
+            # Hand every tenant over at once instead of after the lease ttl.
+            await loop.run_in_executor(self._lease_thread, self._retire)
+        except Exception:
+            logger.exception("could not release the leases; they expire by themselves")
+        self._lease_thread.shutdown(wait=False)
+
+    def _retire(self) -> None:
+        close_old_connections()
+        try:
+            self.leases.retire()
+        finally:
+            connections.close_all()  # this thread's; it ends with the worker
 
 
-def _enabled_configs() -> list[TenantConfig]:
-    return [TenantConfig.of(tenant) for tenant in Tenant.objects.filter(enabled=True)]
+# Streams stop this fraction of the lease ttl before the database could let another take over.
+LEASE_SAFETY_MARGIN = 0.2
 
 
-def _mark_disabled() -> None:
+@dataclass(frozen=True)
+class _Plan:
+    held: dict[int, TenantConfig]
+    release: set[int]
+    disabled: set[int]
+
+
+def _tenants() -> tuple[list[TenantConfig], set[int]]:
+    """One read: the enabled tenants' configurations and the ids of the disabled ones."""
+    enabled, disabled = [], set()
+    for tenant in Tenant.objects.all():
+        if tenant.enabled:
+            enabled.append(TenantConfig.of(tenant))
+        else:
+            disabled.add(tenant.pk)
+    return enabled, disabled
+
+
+def _mark_disabled(tenant_ids: set[int]) -> None:
+    """Report tenants disabled in the round that stopped them (not ones disabled since)."""
     for tenant_id in (
-        Tenant.objects.filter(enabled=False)
+        Tenant.objects.filter(pk__in=tenant_ids, enabled=False)
         .exclude(connection_status=ConnectionStatus.DISABLED)
         .values_list("pk", flat=True)
     ):

@@ -1,10 +1,11 @@
 """Tenants (K-Accounts), their extensions with live state, and who may see what."""
 
 from typing import Any
+from urllib.parse import quote
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator, URLValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -16,6 +17,14 @@ from ctiboard.lib.secrets import EncryptedTextField
 from . import states
 
 NFON_API_URL = "https://providersupportdata.cloud-cfg.com/v1"
+
+
+def validate_crm_url_template(value: str) -> None:
+    if not value:
+        return
+    if "{number}" not in value and "{e164}" not in value:
+        raise ValidationError(_("The link needs {number} or {e164} where the number goes."))
+    URLValidator(schemes=["https", "http"])(value.replace("{number}", "1").replace("{e164}", "1"))
 
 
 class ConnectionStatus(models.TextChoices):
@@ -41,6 +50,30 @@ class Tenant(models.Model):
     enabled = models.BooleanField(
         _("enabled"), default=True, help_text=_("Only enabled tenants are streamed.")
     )
+    country_code = models.CharField(
+        _("country code"),
+        max_length=3,
+        default="49",
+        validators=[RegexValidator(r"^[1-9][0-9]{0,2}$", _("Digits only, e.g. 49 or 43."))],
+        help_text=_("Dialled numbers starting with a single 0 are numbers of this country."),
+    )
+    crm_url_template = models.CharField(
+        _("CRM link"),
+        max_length=500,
+        blank=True,
+        validators=[validate_crm_url_template],
+        help_text=_(
+            "Offers “open in CRM” for call partners, e.g. "
+            "https://crm.example/search?phone={number}. {number} is replaced by the number "
+            "without + (4989123456 or an extension), {e164} by +4989123456."
+        ),
+    )
+    history_days = models.PositiveIntegerField(
+        _("keep call history (days)"),
+        default=90,
+        validators=[MinValueValidator(1)],
+        help_text=_("Older call records are deleted by manage.py prune_history (daily)."),
+    )
     # Incremented for every stored change; sockets use it to notice a lost message.
     event_seq = models.PositiveBigIntegerField(default=0, editable=False)
     connection_status = models.CharField(
@@ -65,6 +98,15 @@ class Tenant(models.Model):
     @property
     def group_name(self) -> str:
         return f"tenant.{self.pk}"
+
+    def crm_url(self, digits: str, *, external: bool) -> str:
+        """The tenant's CRM link for a call partner's number, or "" without a template."""
+        if not self.crm_url_template or not digits:
+            return ""
+        e164 = f"+{digits}" if external else digits
+        return self.crm_url_template.replace("{number}", quote(digits, safe="")).replace(
+            "{e164}", quote(e164, safe="")
+        )
 
 
 class ExtensionQuerySet(models.QuerySet["Extension"]):
@@ -107,6 +149,12 @@ class Extension(models.Model):
     presence = models.CharField(max_length=40, blank=True, editable=False)
     line_since = models.DateTimeField(null=True, blank=True, editable=False)
     presence_since = models.DateTimeField(null=True, blank=True, editable=False)
+    # The extension's current call, copied from ctiboard.calls.ActiveCall by the worker so a
+    # tile renders without a query: "" (no call), "ringing", "in-call" or "unknown".
+    call_state = models.CharField(max_length=16, blank=True, editable=False)
+    call_partner = models.CharField(max_length=64, blank=True, editable=False)
+    call_direction = models.CharField(max_length=16, blank=True, editable=False)
+    call_since = models.DateTimeField(null=True, blank=True, editable=False)
     seq = models.PositiveBigIntegerField(default=0, editable=False)
 
     objects = ExtensionQuerySet.as_manager()
@@ -158,6 +206,10 @@ class Extension(models.Model):
             "presence": self.presence,
             "line_since": self.line_since.isoformat() if self.line_since else None,
             "presence_since": self.presence_since.isoformat() if self.presence_since else None,
+            "call_state": self.call_state,
+            "call_partner": self.call_partner,
+            "call_direction": self.call_direction,
+            "call_since": self.call_since.isoformat() if self.call_since else None,
             "seq": self.seq,
             "active": self.active,
         }
@@ -178,6 +230,11 @@ class Extension(models.Model):
             presence=payload["presence"],
             line_since=when(payload["line_since"]),
             presence_since=when(payload["presence_since"]),
+            # .get: a payload from a worker of the previous release has no call fields.
+            call_state=payload.get("call_state", ""),
+            call_partner=payload.get("call_partner", ""),
+            call_direction=payload.get("call_direction", ""),
+            call_since=when(payload.get("call_since")),
             seq=payload["seq"],
             active=payload["active"],
         )
@@ -412,3 +469,39 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M} {self.get_action_display()} {self.subject}"
+
+
+class IngestWorker(models.Model):
+    """A running ingest worker process, alive while its heartbeat is renewed (see leases.py)."""
+
+    worker_id = models.CharField(max_length=100, primary_key=True)
+    hostname = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField()
+    # Database time, like every lease expiry: the clocks of the workers' hosts never count.
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = _("ingest worker")
+        verbose_name_plural = _("ingest workers")
+
+    def __str__(self) -> str:
+        return self.worker_id
+
+
+class IngestLease(models.Model):
+    """Which worker consumes a tenant's streams, and until when unless it renews."""
+
+    tenant = models.OneToOneField(
+        Tenant, on_delete=models.CASCADE, primary_key=True, related_name="ingest_lease"
+    )
+    holder = models.CharField(max_length=100, blank=True, db_index=True)
+    expires_at = models.DateTimeField()
+    acquired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("ingest lease")
+        verbose_name_plural = _("ingest leases")
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} → {self.holder or '-'}"

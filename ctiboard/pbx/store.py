@@ -1,23 +1,45 @@
 """Database writes of the ingest worker. Synchronous; the worker calls them in a thread.
 
 Each function is one transaction and idempotent: applying the same state twice changes
-nothing and pushes nothing.
+nothing and pushes nothing. Every stored change of an extension (line, presence, current call,
+name) takes the tenant's next sequence number; the push goes out after the commit.
+
+If a function raises, the in-memory ``TenantState`` may be ahead of the database: the caller
+must reload it with ``load_state``.
 """
 
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
-from ctiboard.cti.events import ExtensionData, StateEvent
+from ctiboard.calls import tracking
+from ctiboard.cti.events import CallEvent, ExtensionData, StateEvent
+from ctiboard.ops.metrics import EVENTS_INGESTED
 
 from . import events
 from .models import ConnectionStatus, Extension, Tenant
 
 logger = logging.getLogger(__name__)
+
+# Everything of an extension the worker writes, in one bulk update.
+LIVE_FIELDS = [
+    "line",
+    "presence",
+    "line_since",
+    "presence_since",
+    "call_state",
+    "call_partner",
+    "call_direction",
+    "call_since",
+    "seq",
+]
+# Tenant.last_event_at is written at most this often when nothing else changes.
+LAST_EVENT_WRITE_INTERVAL = 1.0
 
 
 @dataclass
@@ -28,6 +50,8 @@ class TenantState:
     account: str
     seq: int
     extensions: dict[str, Extension] = field(default_factory=dict)
+    calls: tracking.CallBook = field(default_factory=lambda: tracking.CallBook(0))
+    last_event_written: float = 0.0  # time.monotonic() of the last last_event_at write
 
 
 def load_state(tenant_id: int) -> TenantState:
@@ -35,6 +59,7 @@ def load_state(tenant_id: int) -> TenantState:
     state = TenantState(tenant_id=tenant.pk, account=tenant.account, seq=tenant.event_seq)
     for extension in Extension.objects.filter(tenant=tenant):
         state.extensions[extension.number] = extension
+    state.calls = tracking.CallBook.load(tenant.pk, state.extensions)
     return state
 
 
@@ -82,30 +107,95 @@ def _stamp(state: TenantState, changed: list[Extension]) -> None:
     Tenant.objects.filter(pk=state.tenant_id).update(event_seq=state.seq)
 
 
-def apply_states(state: TenantState, received: list[StateEvent]) -> list[Extension]:
-    """Store a batch of state events in order; returns the extensions that changed."""
+def apply(state: TenantState, received: Sequence[StateEvent | CallEvent]) -> list[Extension]:
+    """Store a batch of state and call events in the order received; returns the extensions
+    whose tiles changed."""
+    EVENTS_INGESTED.labels(state.account).inc(
+        sum(1 for event in received if isinstance(event, StateEvent))
+    )
     now = timezone.now()
     changed: dict[str, Extension] = {}
-    created: list[Extension] = []
-    for event in received:
-        if event.customer and event.customer != state.account:
-            logger.warning(
-                "%s: ignored state of extension %s for foreign customer %s",
-                state.account,
-                event.extension,
-                event.customer,
-            )
-            continue
-        extension = state.extensions.get(event.extension)
-        if extension is None:
-            # Known to the state stream before the extension list caught up: show it now,
-            # the next extension sync fills in the name.
-            extension = Extension(tenant_id=state.tenant_id, number=event.extension)
-            state.extensions[event.extension] = extension
-            created.append(extension)
-        if _apply(extension, event, now):
-            changed[extension.number] = extension
-    return _save(state, created, list(changed.values()), now)
+    calls_changed: dict[str, Extension] = {}
+    with transaction.atomic():
+        for event in received:
+            if event.customer and event.customer != state.account:
+                logger.warning(
+                    "%s: ignored an event for foreign customer %s", state.account, event.customer
+                )
+                continue
+            if isinstance(event, StateEvent):
+                extension = _extension(state, event.extension)
+                if _apply(extension, event, now):
+                    changed[extension.number] = extension
+                # An idle line has no call: legs whose hangup we missed end here.
+                if event.line == "idle" and tracking.reconcile_idle(
+                    state.calls, extension, event.updated or now
+                ):
+                    calls_changed[extension.number] = extension
+            else:
+                if not event.extension:
+                    logger.warning(
+                        "%s: skipped call event %s without extension", state.account, event.uuid
+                    )
+                    continue
+                extension = _extension(state, event.extension)
+                if tracking.apply_event(state.calls, extension, event, now):
+                    calls_changed[extension.number] = extension
+        for number, extension in calls_changed.items():
+            if tracking.show_current_call(state.calls, extension):
+                changed[number] = extension
+        _save(state, list(changed.values()), now, events_received=bool(received))
+    return list(changed.values())
+
+
+def apply_states(state: TenantState, received: list[StateEvent]) -> list[Extension]:
+    """Store a batch of state events in order; returns the extensions that changed."""
+    return apply(state, received)
+
+
+def reconcile_calls(state: TenantState) -> list[Extension]:
+    """End the legs of extensions whose stored line is idle since their last event (after the
+    call stream reconnected: hangups may have fallen into the gap)."""
+    now = timezone.now()
+    changed = []
+    with transaction.atomic():
+        for extension in state.extensions.values():
+            since = extension.line_since
+            if (
+                extension.line == "idle"
+                and since is not None
+                and tracking.reconcile_idle(state.calls, extension, since)
+                and tracking.show_current_call(state.calls, extension)
+            ):
+                changed.append(extension)
+        _save(state, changed, now)
+    return changed
+
+
+def sweep_calls(state: TenantState, grace: float) -> list[Extension]:
+    """End legs on idle lines not heard of for ``grace`` seconds: they never rang a phone."""
+    if not state.calls.active:
+        return []
+    quiet_since = time.monotonic() - grace
+    idle = {number for _, number in state.calls.active if _is_idle(state, number)}
+    if not idle:
+        return []
+    now = timezone.now()
+    changed = []
+    with transaction.atomic():
+        for number in sorted(idle):
+            extension = state.extensions[number]
+            if tracking.sweep_idle(
+                state.calls, extension, quiet_since
+            ) and tracking.show_current_call(state.calls, extension):
+                changed.append(extension)
+        _save(state, changed, now)
+    return changed
+
+
+def _is_idle(state: TenantState, number: str) -> bool:
+    extension = state.extensions.get(number)
+    return extension is not None and extension.line == "idle"
 
 
 def mark_unknown(state: TenantState, numbers: Iterable[str]) -> list[Extension]:
@@ -120,7 +210,19 @@ def mark_unknown(state: TenantState, numbers: Iterable[str]) -> list[Extension]:
             extension.line, extension.presence = "unknown", ""
             extension.line_since = extension.presence_since = now
             changed.append(extension)
-    return _save(state, [], changed, now)
+    with transaction.atomic():
+        _save(state, changed, now)
+    return changed
+
+
+def _extension(state: TenantState, number: str) -> Extension:
+    extension = state.extensions.get(number)
+    if extension is None:
+        # Known to a stream before the extension list caught up: show it now, the next
+        # extension sync fills in the name.
+        extension = Extension.objects.create(tenant_id=state.tenant_id, number=number)
+        state.extensions[number] = extension
+    return extension
 
 
 def _apply(extension: Extension, event: StateEvent, now: datetime) -> bool:
@@ -138,33 +240,48 @@ def _apply(extension: Extension, event: StateEvent, now: datetime) -> bool:
 
 
 def _save(
-    state: TenantState, created: list[Extension], changed: list[Extension], now: datetime
-) -> list[Extension]:
-    with transaction.atomic():
-        for extension in created:
-            if extension.pk is None:
-                extension.save()
-        if changed:
-            for extension in changed:
-                state.seq += 1
-                extension.seq = state.seq
-            Extension.objects.bulk_update(
-                changed, ["line", "presence", "line_since", "presence_since", "seq"]
-            )
-            Tenant.objects.filter(pk=state.tenant_id).update(event_seq=state.seq, last_event_at=now)
-            events.extensions_changed(changed)
-    return changed
+    state: TenantState, changed: list[Extension], now: datetime, *, events_received: bool = False
+) -> None:
+    """Inside the caller's transaction: stamp, write and (after commit) push ``changed``."""
+    tenant_fields: dict[str, object] = {}
+    if changed:
+        for extension in changed:
+            state.seq += 1
+            extension.seq = state.seq
+        Extension.objects.bulk_update(changed, LIVE_FIELDS)
+        tenant_fields["event_seq"] = state.seq
+        events.extensions_changed(changed)
+    clock = time.monotonic()
+    if changed or (
+        events_received and clock - state.last_event_written >= LAST_EVENT_WRITE_INTERVAL
+    ):
+        tenant_fields["last_event_at"] = now
+        state.last_event_written = clock
+    if tenant_fields:
+        Tenant.objects.filter(pk=state.tenant_id).update(**tenant_fields)
 
 
-def set_status(tenant_id: int, status: ConnectionStatus, detail: str = "") -> None:
-    """Record the stream's health; only real changes are written and pushed."""
+def set_status(
+    tenant_id: int,
+    status: ConnectionStatus,
+    detail: str = "",
+    *,
+    if_status: ConnectionStatus | None = None,
+) -> None:
+    """Record the streams' health. ``status_since`` is when the status began (a tenant that
+    keeps reconnecting keeps its first time); only a new status is pushed to the boards.
+    With ``if_status``, only if that is still the stored status (not another worker's)."""
+    detail = detail[:500]
     with transaction.atomic():
-        updated = (
-            Tenant.objects.filter(pk=tenant_id)
-            .exclude(connection_status=status, status_detail=detail[:500])
-            .update(
-                connection_status=status, status_detail=detail[:500], status_since=timezone.now()
+        tenants = Tenant.objects.filter(pk=tenant_id)
+        if if_status is not None:
+            tenants = tenants.filter(connection_status=if_status)
+        if (
+            tenants.exclude(connection_status=status).update(
+                connection_status=status, status_detail=detail, status_since=timezone.now()
             )
-        )
-        if updated:
+            > 0
+        ):
             events.tenant_status_changed(tenant_id)
+        else:
+            tenants.exclude(status_detail=detail).update(status_detail=detail)

@@ -1,31 +1,444 @@
-// Connection indicator for the board's WebSocket (htmx ws extension events).
+// The board's behaviour in the browser. htmx swaps the HTML; this file adds what HTML cannot:
+// the connection indicator, live call timers, the search and filters applied to tiles the
+// socket pushes, keyboard navigation, and the own phone ringing (notification, tone, CRM).
 (function () {
   "use strict";
-  var labels = {
-    live: document.documentElement.lang === "de" ? "Live" : "Live",
-    reconnecting: document.documentElement.lang === "de" ? "Verbindung unterbrochen – verbinde neu…" : "Connection lost – reconnecting…",
-    denied: document.documentElement.lang === "de" ? "Kein Zugriff mehr – bitte neu laden" : "Access ended – please reload",
+  var live = document.getElementById("live");
+  if (!live || !window.htmx) return;
+
+  function label(name) {
+    return live.getAttribute("data-label-" + name) || "";
+  }
+
+  // --- the socket: connect with the page's current view, reconnect soon ------------------
+
+  // The consumer renders its grids (on connect and reconnect) for the view in the URL, so a
+  // reconnect keeps the search, filters and sort the page shows now.
+  htmx.createWebSocket = function (url) {
+    var target = new URL(url, window.location.href);
+    target.search = window.location.search;
+    var socket = new WebSocket(target.toString(), []);
+    socket.binaryType = htmx.config.wsBinaryType;
+    return socket;
   };
+  // After a server restart the board should be back within seconds, not a minute.
+  htmx.config.wsReconnectDelay = function (retryCount) {
+    var ceiling = Math.min(500 * Math.pow(2, retryCount), 5000);
+    return ceiling / 2 + (Math.random() * ceiling) / 2;
+  };
+
+  var socket = null;
+  var stateLabels = { connecting: "connecting", live: "live", reconnecting: "reconnecting", denied: "denied" };
 
   function setState(state) {
     var el = document.getElementById("socket-status");
-    if (!el) return;
-    el.dataset.state = state;
-    el.textContent = labels[state];
+    if (el) {
+      el.dataset.state = state;
+      el.textContent = label(stateLabels[state]);
+    }
     // Tiles shown while the socket is down may be stale; say so rather than pretend.
     var tiles = document.getElementById("tiles");
     if (tiles) tiles.classList.toggle("stale", state !== "live");
   }
 
-  document.addEventListener("htmx:wsOpen", function () { setState("live"); });
+  // Close codes after which the ws extension reconnects by itself.
+  var RETRIED = [1006, 1011, 1012, 1013];
+  var retries = 0;
+  var probing = false;
+
+  // A refused handshake looks like any lost connection (1006). Once the server answers
+  // again, ask it whether this browser is still logged in; if not, the reload shows the login.
+  function probeSession() {
+    if (probing) return;
+    probing = true;
+    fetch(window.location.pathname, { method: "HEAD", redirect: "manual", credentials: "same-origin" })
+      .then(function (response) {
+        if (response.type === "opaqueredirect") window.location.reload();
+      })
+      .catch(function () { /* still down: the next close probes again */ })
+      .then(function () { probing = false; });
+  }
+
+  document.addEventListener("htmx:wsOpen", function (evt) {
+    socket = evt.detail.socketWrapper;
+    retries = 0;
+    setState("live");
+  });
   document.addEventListener("htmx:wsClose", function (evt) {
     var code = evt.detail && evt.detail.event ? evt.detail.event.code : 0;
-    setState(code === 4403 ? "denied" : "reconnecting");
+    if (code === 4403) {
+      setState("denied");
+      return;
+    }
+    setState("reconnecting");
+    if (code === 1006) probeSession();
+    var wrapper = evt.detail && evt.detail.socketWrapper;
+    if (RETRIED.indexOf(code) < 0 && wrapper && live.isConnected) {
+      // A clean close (1000, 1001) is not retried by htmx; a board must come back anyway.
+      window.setTimeout(wrapper.reconnect, htmx.config.wsReconnectDelay(retries++));
+    }
   });
-  document.addEventListener("htmx:wsError", function () { setState("reconnecting"); });
-  // After a swap the grid element is new: keep the stale marker consistent.
+  document.addEventListener("htmx:wsError", function () {
+    setState("reconnecting");
+  });
+  // A new view (search, filter, sort) is in the URL now: the socket's next grid follows it.
+  document.addEventListener("htmx:pushedIntoHistory", function () {
+    if (socket) socket.send(JSON.stringify({ view: window.location.search }), live);
+  });
+
+  // --- filters on pushed tiles ------------------------------------------------------------
+
+  function currentView() {
+    var form = document.getElementById("view");
+    var data = form ? new FormData(form) : new FormData();
+    return {
+      q: String(data.get("q") || "").trim().replace(/\s+/g, " ").toLowerCase(),
+      lines: data.getAll("line"),
+      presences: data.getAll("presence"),
+      sort: String(data.get("sort") || "number"),
+    };
+  }
+
+  // The same rules as BoardView.matches on the server.
+  function matches(tile, view) {
+    if (view.lines.length && view.lines.indexOf(tile.dataset.line) < 0) return false;
+    if (view.presences.length && view.presences.indexOf(tile.dataset.presence) < 0) return false;
+    if (view.q) {
+      var number = tile.dataset.number || "";
+      var name = tile.dataset.name || "";
+      if (number.indexOf(view.q) < 0 && name.indexOf(view.q) < 0) return false;
+    }
+    return true;
+  }
+
+  function numberKey(tile) {
+    var number = tile.dataset.number || "";
+    return [number.length, number];
+  }
+
+  function before(a, b) {
+    var ra = Number(a.dataset.rank), rb = Number(b.dataset.rank);
+    if (ra !== rb) return ra < rb;
+    var ka = numberKey(a), kb = numberKey(b);
+    return ka[0] !== kb[0] ? ka[0] < kb[0] : ka[1] < kb[1];
+  }
+
+  // Sorted by status, a tile whose line changed moves to its new place in its section.
+  function reposition(tile) {
+    var grid = tile.parentElement;
+    if (!grid) return;
+    grid.removeChild(tile);
+    var next = null;
+    for (var i = 0; i < grid.children.length; i++) {
+      if (before(tile, grid.children[i])) {
+        next = grid.children[i];
+        break;
+      }
+    }
+    grid.insertBefore(tile, next);
+  }
+
+  function updateCounts() {
+    var tiles = document.getElementById("tiles");
+    if (!tiles) return;
+    var sections = tiles.querySelectorAll("section.section");
+    var shownTotal = 0;
+    sections.forEach(function (section) {
+      var shown = section.querySelectorAll("article.tile:not([hidden])").length;
+      shownTotal += shown;
+      section.hidden = shown === 0;
+      var count = section.querySelector("h2 .count");
+      if (count) count.textContent = String(shown);
+    });
+    var noMatch = tiles.querySelector(".no-match");
+    if (noMatch) noMatch.hidden = sections.length === 0 || shownTotal > 0;
+  }
+
+  var pushed = [];
+  document.addEventListener("htmx:oobAfterSwap", function (evt) {
+    var elt = evt.target;
+    if (elt && elt.matches && elt.matches("article.tile")) pushed.push(elt);
+  });
+
+  function applyToPushed() {
+    if (!pushed.length) return;
+    var view = currentView();
+    pushed.forEach(function (tile) {
+      if (!tile.isConnected) return;
+      tile.hidden = !matches(tile, view);
+      if (view.sort === "status") reposition(tile);
+    });
+    pushed = [];
+    updateCounts();
+  }
+
+  // --- keep the keyboard focus when htmx replaces the focused element ---------------------
+
+  function rememberFocus() {
+    var active = document.activeElement;
+    if (!active || active === document.body) return null;
+    var tile = active.closest ? active.closest("article.tile") : null;
+    if (!tile) return active.id ? { id: active.id } : null;
+    var part = null;
+    if (active.classList.contains("star")) part = "button.star";
+    else if (active.closest("form.call")) part = "form.call button";
+    return { id: tile.id, part: part };
+  }
+
+  function restoreFocus(memory) {
+    if (!memory) return;
+    var active = document.activeElement;
+    if (active && active !== document.body && active.isConnected) return;
+    var el = document.getElementById(memory.id);
+    if (el && memory.part) el = el.querySelector(memory.part) || el;
+    if (el && !el.closest("[hidden]")) el.focus({ preventScroll: true });
+  }
+
+  // A request's swap and a socket message can interleave: keep what was focused until one
+  // of them has put the focus back.
+  var focusMemory = null;
+  function remember() {
+    focusMemory = rememberFocus() || focusMemory;
+  }
+  function restore() {
+    restoreFocus(focusMemory);
+    focusMemory = null;
+  }
+  document.addEventListener("htmx:wsBeforeMessage", remember);
+  document.addEventListener("htmx:beforeSwap", remember);
+  document.addEventListener("htmx:afterSettle", function () {
+    restore();
+    tick();
+  });
+
   document.addEventListener("htmx:wsAfterMessage", function () {
     var el = document.getElementById("socket-status");
-    if (el) setState(el.dataset.state === "connecting" ? "live" : el.dataset.state);
+    if (el && el.dataset.state !== "live") setState("live");
+    applyToPushed();
+    restore();
+    tick();
+    incoming();
+  });
+
+  // --- live timers --------------------------------------------------------------------------
+
+  // Server and browser clocks differ; timers count in server time.
+  var skew = 0;
+  var serverNow = Date.parse(live.dataset.serverNow || "");
+  if (!isNaN(serverNow)) skew = serverNow - Date.now();
+
+  function duration(ms) {
+    var total = Math.max(0, Math.floor(ms / 1000));
+    var h = Math.floor(total / 3600), m = Math.floor((total % 3600) / 60), s = total % 60;
+    var mm = h ? String(m).padStart(2, "0") : String(m);
+    return (h ? h + ":" : "") + mm + ":" + String(s).padStart(2, "0");
+  }
+
+  function tick() {
+    var now = Date.now() + skew;
+    document.querySelectorAll("time[data-since]").forEach(function (el) {
+      var since = Date.parse(el.dataset.since);
+      if (!isNaN(since)) el.textContent = duration(now - since);
+    });
+  }
+  tick();
+  window.setInterval(tick, 1000);
+
+  // --- errors without a message of their own ---------------------------------------------
+
+  function showError(text) {
+    var status = document.getElementById("call-status");
+    if (!status) return;
+    var p = document.createElement("p");
+    p.className = "message error";
+    p.setAttribute("role", "alert");
+    p.textContent = text;
+    status.replaceChildren(p);
+  }
+  document.addEventListener("htmx:responseError", function (evt) {
+    var code = evt.detail.xhr ? evt.detail.xhr.status : 0;
+    showError(label("failed").replace("{status}", String(code)));
+  });
+  document.addEventListener("htmx:sendError", function () {
+    showError(label("offline"));
+  });
+
+  // --- keyboard -----------------------------------------------------------------------------
+
+  function visibleTiles() {
+    return Array.prototype.filter.call(
+      document.querySelectorAll("#tiles article.tile"),
+      function (tile) { return !tile.closest("[hidden]"); }
+    );
+  }
+
+  function columns(tile) {
+    var grid = tile.parentElement;
+    var template = grid ? window.getComputedStyle(grid).gridTemplateColumns : "";
+    return template ? template.split(" ").length : 1;
+  }
+
+  document.addEventListener("keydown", function (evt) {
+    if (evt.ctrlKey || evt.metaKey || evt.altKey) return;
+    var target = evt.target;
+    var typing = target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+    if (evt.key === "/" && !typing) {
+      var search = document.getElementById("q");
+      if (search) {
+        evt.preventDefault();
+        search.focus();
+        search.select();
+      }
+      return;
+    }
+    if (evt.key === "Escape") {
+      var cancel = document.querySelector("#call-status button.cancel");
+      if (cancel) {
+        evt.preventDefault();
+        cancel.click();
+      }
+      return;
+    }
+    if (!target || !target.matches || !target.matches("article.tile")) return;
+    if (evt.key === "Enter") {
+      // A wallboard shows, it does not call (no progress or cancel to see there).
+      if (document.body.classList.contains("mode-wallboard")) return;
+      var call = target.querySelector("form.call");
+      if (call) {
+        evt.preventDefault();
+        call.requestSubmit();
+      }
+      return;
+    }
+    var step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns(target), ArrowUp: -columns(target) }[evt.key];
+    if (step) {
+      var tiles = visibleTiles();
+      var next = tiles[tiles.indexOf(target) + step];
+      if (next) {
+        evt.preventDefault();
+        next.focus();
+      }
+    }
+  });
+
+  // --- the own phone rings: notification, ring tone, CRM ---------------------------------
+
+  function prefs() {
+    var form = document.getElementById("prefs");
+    var crm = form ? form.querySelector("[name=crm_open]") : null;
+    return {
+      notify: !!(form && form.querySelector("[data-notify]:checked")),
+      sound: !!(form && form.querySelector("[data-sound]:checked")),
+      crm: crm ? crm.value : "click",
+    };
+  }
+
+  var audio = null;
+  function audioContext() {
+    var Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) return null;
+    if (!audio) audio = new Context();
+    if (audio.state === "suspended") audio.resume();
+    return audio;
+  }
+  // Browsers allow sound only after the user interacted with the page.
+  function unlock() {
+    if (prefs().sound) audioContext();
+  }
+  document.addEventListener("pointerdown", unlock, { once: true });
+  document.addEventListener("keydown", unlock, { once: true });
+
+  // [frequency Hz, start s, length s]: one ring; VIPs get a rising triple, externals a double.
+  var TONES = {
+    internal: [[440, 0, 0.35], [440, 0.45, 0.35]],
+    external: [[523, 0, 0.25], [659, 0.3, 0.25], [523, 0.6, 0.25]],
+    vip: [[659, 0, 0.18], [784, 0.2, 0.18], [988, 0.4, 0.18], [1319, 0.6, 0.35]],
+    unknown: [[494, 0, 0.4]],
+  };
+  function ring(kind) {
+    var ctx = audioContext();
+    if (!ctx) return;
+    var start = ctx.currentTime + 0.02;
+    (TONES[kind] || TONES.unknown).forEach(function (tone) {
+      var osc = ctx.createOscillator();
+      var gain = ctx.createGain();
+      osc.type = "sine";
+      osc.frequency.value = tone[0];
+      gain.gain.setValueAtTime(0.0001, start + tone[1]);
+      gain.gain.exponentialRampToValueAtTime(0.25, start + tone[1] + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, start + tone[1] + tone[2]);
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(start + tone[1]);
+      osc.stop(start + tone[1] + tone[2] + 0.05);
+    });
+  }
+  var ringing = null;
+  function startRinging(kind) {
+    stopRinging();
+    var rings = 0;
+    ring(kind);
+    ringing = window.setInterval(function () {
+      // At most half a minute: a missed call must not ring on in an open tab.
+      if (++rings >= 15) stopRinging();
+      else ring(kind);
+    }, 2000);
+  }
+  function stopRinging() {
+    if (ringing !== null) window.clearInterval(ringing);
+    ringing = null;
+  }
+
+  function openCrm(url) {
+    if (url) window.open(url, "_blank", "noopener");
+  }
+
+  function notify(el) {
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    var caller = [el.dataset.name, el.dataset.number].filter(Boolean).join(" · ");
+    var note = new Notification(label("ringing"), {
+      body: caller || label("unknown-caller"),
+      tag: "ctiboard-ring",
+    });
+    note.onclick = function () {
+      window.focus();
+      openCrm(el.dataset.crm);
+      note.close();
+    };
+  }
+
+  function ringState() {
+    var el = document.getElementById("incoming");
+    return { el: el, state: el ? el.dataset.state || "" : "", key: el ? el.dataset.key || "" : "" };
+  }
+  // What the page showed when it loaded counts as known: a reload does not ring again.
+  var last = ringState();
+
+  function incoming() {
+    var now = ringState();
+    if (!now.el) return;
+    var p = prefs();
+    if (now.state === "ringing" && (last.state !== "ringing" || last.key !== now.key)) {
+      if (p.notify) notify(now.el);
+      if (p.sound) startRinging(now.el.dataset.kind);
+      if (p.crm === "ring") openCrm(now.el.dataset.crm);
+    }
+    if (now.state === "answered" && last.state === "ringing" && p.crm === "answer") {
+      openCrm(now.el.dataset.crm);
+    }
+    if (now.state !== "ringing") stopRinging();
+    last = now;
+  }
+
+  document.addEventListener("change", function (evt) {
+    var target = evt.target;
+    if (target && target.matches && target.matches("[data-notify]") && target.checked &&
+        "Notification" in window && Notification.permission === "default") {
+      Notification.requestPermission();
+    }
+    if (target && target.matches && target.matches("[data-sound]") && target.checked) audioContext();
+  });
+  document.addEventListener("click", function (evt) {
+    var button = evt.target && evt.target.closest ? evt.target.closest("[data-tone]") : null;
+    if (button) ring(button.getAttribute("data-tone"));
   });
 })();

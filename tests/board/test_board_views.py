@@ -102,3 +102,19 @@ def test_pages_carry_a_csp_with_nonce(client: Client, owner: User, company: Comp
     policy = response["Content-Security-Policy"]
     nonce = re.search(r"'nonce-([^']+)'", policy)
     assert nonce and f'nonce="{nonce.group(1)}"' in response.content.decode()
+
+
+def test_login_without_next_lands_on_the_board(
+    client: Client, member: User, company: Company
+) -> None:
+    response = client.post(
+        reverse("login"), {"username": member.username, "password": PASSWORD}, follow=True
+    )
+    assert response.status_code == 200
+    assert response.redirect_chain[-1][0] == reverse("board", args=[company.tenant.account])
+
+
+def test_wrong_password_is_refused_in_words(client: Client, member: User) -> None:
+    response = client.post(reverse("login"), {"username": member.username, "password": "nope"})
+    assert response.status_code == 200
+    assert b'role="alert"' in response.content

@@ -16,7 +16,7 @@ def log_in(browser: Any, demo: Demo, username: str) -> Any:
     page.goto(f"{demo.url}/")
     page.fill("#id_username", username)
     page.fill("#id_password", "demo")
-    page.click("button[type=submit]")
+    page.click(".login button[type=submit]")
     page.wait_for_selector("#socket-status[data-state=live]", timeout=10_000)
     return page
 
@@ -47,7 +47,7 @@ def test_alice_watches_tiles_change_live(browser: Any, demo: Demo) -> None:
 def test_alice_clicks_a_tile_and_the_call_starts_and_connects(browser: Any, demo: Demo) -> None:
     page = log_in(browser, demo, "alice")
     target = page.locator("#tiles article.tile:not(.mine)").nth(2)
-    target.get_by_role("button").click()
+    target.locator("form.call button").click()
     status = page.locator("#call-status")
     status.locator(".progress").wait_for(timeout=5_000)
     assert "Call " in status.inner_text()
@@ -63,7 +63,7 @@ def test_a_ringing_call_can_be_cancelled(browser: Any, demo: Demo) -> None:
         f"{demo.control}/tenants/K1000/extensions/{own}/behaviour", json={"mode": "never"}
     ).raise_for_status()
     try:
-        page.locator("#tiles article.tile:not(.mine)").nth(4).get_by_role("button").click()
+        page.locator("#tiles article.tile:not(.mine)").nth(4).locator("form.call button").click()
         page.get_by_role("button", name="Cancel call").click(timeout=5_000)
         page.locator("#call-status .progress", has_text="Cancelled").wait_for(timeout=10_000)
     finally:

@@ -16,6 +16,7 @@ from ctiboard.lib.serve import serve
 from ctiboard.pbx import events, store
 from ctiboard.pbx.ingest import Supervisor
 from ctiboard.pbx.models import Membership, Tenant
+from ctiboard.webhooks.dispatch import Dispatcher
 
 DEMO_ACCOUNT = "K1000"
 # Bob watches the first extensions only (his team); a strict subset of what Alice sees.
@@ -70,7 +71,8 @@ class Command(BaseCommand):
             application,
             host=host,
             port=port,
-            background=[simulator.run, worker],
+            # Webhooks go out from a task of their own: the ingest only writes the outbox.
+            background=[simulator.run, worker, Dispatcher(allow_private_networks=True).run],
             on_listening=announce,
         )
 
@@ -96,7 +98,10 @@ def seed(api_base_url: str) -> Tenant:
             user, _ = User.objects.get_or_create(username=username)
             user.is_staff = user.is_superuser = staff
             user.first_name = username.capitalize()
-            user.set_password(password)
+            # A new hash would end every open session (the session keeps a hash of the
+            # password hash): a restarted demo must find its browsers still logged in.
+            if not user.check_password(password):
+                user.set_password(password)
             user.save()
         Membership.objects.get_or_create(
             user=User.objects.get(username="alice"),

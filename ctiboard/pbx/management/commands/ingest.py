@@ -2,6 +2,7 @@ import asyncio
 import logging
 import signal
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from ctiboard.pbx.ingest import Supervisor
@@ -21,6 +22,16 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        if settings.CTIBOARD_METRICS_PORT:
+            from prometheus_client import start_http_server
+
+            # This process's own registry: events ingested, stream reconnects, leases held.
+            start_http_server(settings.CTIBOARD_METRICS_PORT, addr=settings.CTIBOARD_METRICS_ADDR)
+            logger.info(
+                "metrics on http://%s:%d/metrics",
+                settings.CTIBOARD_METRICS_ADDR,
+                settings.CTIBOARD_METRICS_PORT,
+            )
         asyncio.run(self._run(options["poll_interval"]))
         self.stdout.write("ingest stopped")
 

@@ -1,0 +1,106 @@
+"""Calls as the CTI call stream reports them: the ones going on, and the finished ones.
+
+The stream reports each *leg*: one extension's part of a call, keyed by the call uuid and the
+extension (a hunt group rings several extensions under one uuid). The ingest worker is the only
+writer (see ``tracking``); what a tile shows of the current call is copied onto the
+``Extension`` so sockets render it without a query.
+"""
+
+from datetime import datetime
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from ctiboard.pbx.models import Extension, Tenant
+
+
+class CallState(models.TextChoices):
+    RINGING = "ringing", _("Ringing")  # not connected yet: the phone rings, or it dials out
+    IN_CALL = "in-call", _("In a call")
+    # Only undocumented states (e.g. "bridge") were seen: there is a call, its state is unknown.
+    UNKNOWN = "unknown", _("Unknown")
+
+
+class Outcome(models.TextChoices):
+    ANSWERED = "answered", _("Answered")
+    ANSWERED_ELSEWHERE = "answered-elsewhere", _("Answered elsewhere")
+    MISSED = "missed", _("Missed")
+    NOT_ANSWERED = "not-answered", _("Not answered")
+    BUSY = "busy", _("Busy")
+    REJECTED = "rejected", _("Rejected")
+    CANCELLED = "cancelled", _("Cancelled")
+    UNKNOWN = "unknown", _("Unknown")
+
+
+class EndedBy(models.TextChoices):
+    HANGUP = "hangup", _("Hangup event")
+    # No hangup arrived (a stream gap): the extension's line went idle after the last event.
+    LINE_IDLE = "line-idle", _("Line became idle")
+
+
+class ActiveCall(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="active_calls")
+    extension = models.ForeignKey(Extension, on_delete=models.CASCADE, related_name="active_calls")
+    uuid = models.CharField(max_length=64)
+    # As the PBX sent it (inbound/outbound, or an undocumented value); the partner is the
+    # other party's number from the extension's point of view.
+    direction = models.CharField(max_length=16, blank=True)
+    partner = models.CharField(max_length=64, blank=True)
+    state = models.CharField(max_length=16, choices=CallState.choices)
+    raw_state = models.CharField(max_length=40, blank=True)  # the last state received
+    unknown_states = models.CharField(max_length=200, blank=True)  # undocumented, in order
+    error = models.CharField(max_length=40, blank=True)
+    # First ringing/dialling event; null if the stream joined after it (no history).
+    started_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    last_event_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["tenant", "extension", "-last_event_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "uuid", "extension"], name="unique_active_call_leg"
+            )
+        ]
+        verbose_name = _("active call")
+        verbose_name_plural = _("active calls")
+
+    def __str__(self) -> str:
+        return f"{self.uuid} @ {self.extension_id} ({self.state})"
+
+    @property
+    def since(self) -> datetime:
+        """What a tile's timer counts from: the answer, else the first ring, else any event."""
+        return self.answered_at or self.started_at or self.last_event_at
+
+
+class CallRecord(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="call_records")
+    extension = models.ForeignKey(Extension, on_delete=models.CASCADE, related_name="call_records")
+    uuid = models.CharField(max_length=64)
+    direction = models.CharField(max_length=16, blank=True)
+    partner = models.CharField(max_length=64, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    error = models.CharField(max_length=40, blank=True)  # the PBX's error value, raw
+    unknown_states = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField()
+    ended_by = models.CharField(max_length=16, choices=EndedBy.choices)
+    # Null where the stream did not show the start (ringing) or the answer (talk).
+    ring_seconds = models.FloatField(null=True, blank=True)
+    talk_seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-ended_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "uuid", "extension"], name="unique_call_record_leg"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "-ended_at"], name="call_record_recent")]
+        verbose_name = _("call record")
+        verbose_name_plural = _("call records")
+
+    def __str__(self) -> str:
+        return f"{self.uuid} @ {self.extension_id}: {self.outcome}"

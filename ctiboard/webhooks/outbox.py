@@ -1,0 +1,97 @@
+"""The transactional outbox: the ingest worker's call tracking writes a ``WebhookDelivery`` per
+matching webhook in the very transaction that stores the call state it reports. Nothing here
+talks to the network: a slow or dead endpoint cannot hold up the ingest (``dispatch`` sends).
+"""
+
+import logging
+from datetime import datetime
+
+from django.db.models import Exists, OuterRef
+
+from ctiboard.calls.models import ActiveCall, CallRecord
+
+from . import payloads
+from .models import EVENT_FLAGS, Event, Webhook, WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+RINGING, ANSWERED, ENDED = Event.RINGING, Event.ANSWERED, Event.ENDED
+
+
+def enqueue(event: Event, leg: ActiveCall | CallRecord, *, at: datetime | None = None) -> int:
+    """Inside the caller's transaction: queue ``event`` of this call leg (at ``at``, by default
+    the leg's own time of it) for every enabled webhook of its tenant that wants the event and
+    watches the leg's extension; returns how many."""
+    extension = leg.extension
+    extension_choices = Webhook.extensions.through.objects.filter(webhook=OuterRef("pk"))
+    group_choices = Webhook.groups.through.objects.filter(webhook=OuterRef("pk"))
+    hooks = list(
+        Webhook.objects.filter(tenant_id=leg.tenant_id, enabled=True, **{EVENT_FLAGS[event]: True})
+        .filter(
+            (~Exists(extension_choices) & ~Exists(group_choices))
+            | Exists(extension_choices.filter(extension_id=extension.pk))
+            | Exists(group_choices.filter(extensiongroup__extensions=extension.pk))
+        )
+        .select_related("tenant")
+        .order_by("pk")
+    )
+    if not hooks:
+        return 0
+    record = leg if isinstance(leg, CallRecord) else None
+    answered_at = leg.answered_at or (at if event == ANSWERED else None)
+    if record is not None:
+        ring_seconds, talk_seconds = record.ring_seconds, record.talk_seconds
+    else:
+        ring_seconds, talk_seconds = _seconds(leg.started_at, answered_at), None
+    occurred_at = at or {
+        RINGING: leg.started_at,
+        ANSWERED: answered_at,
+        ENDED: record.ended_at if record else None,
+    }.get(event)
+    values = payloads.values_of(
+        event,
+        account=hooks[0].tenant.account,
+        uuid=leg.uuid,
+        extension=extension.number,
+        extension_name=extension.name,
+        direction=leg.direction,
+        partner=leg.partner,
+        outcome=record.outcome if record else "",
+        timestamp=occurred_at,
+        started_at=leg.started_at,
+        answered_at=answered_at,
+        ended_at=record.ended_at if record else None,
+        ring_seconds=ring_seconds,
+        talk_seconds=talk_seconds,
+    )
+    rows = []
+    for hook in hooks:
+        try:
+            request = payloads.render(hook.body_format, hook.template, hook.url, values)
+        except payloads.TemplateError as exc:  # validated when saved; never stop the ingest
+            logger.warning("webhook %s: template does not render: %s", hook.pk, exc)
+            continue
+        rows.append(
+            WebhookDelivery(
+                tenant_id=leg.tenant_id,
+                webhook=hook,
+                event=event,
+                uuid=leg.uuid,
+                extension=extension,
+                occurred_at=occurred_at,
+                method=request.method,
+                url=request.url,
+                content_type=request.content_type,
+                body=request.body,
+            )
+        )
+    # A repeated event of the same leg (e.g. it ended, was reopened and ended again) is
+    # already queued: the unique constraint keeps the first.
+    WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return max(0.0, (end - start).total_seconds())

@@ -1,0 +1,1 @@
+from tests.pbx.support import tracebacks  # noqa: F401  (a fixture)

@@ -1,0 +1,145 @@
+"""History, CSV and analytics for every kind of user: records only of extensions whose call
+details the user may see (``Extension.objects.visible_to(user, details=True)``)."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+from django.test import AsyncClient, Client
+from django.urls import reverse
+
+from ctiboard.pbx.models import Membership
+from tests.conftest import Company, make_user
+from tests.history.support import csv_of, make_record
+
+PERSONAS = ["anonymous", "stranger", "outsider", "line_only", "member", "full"]
+# Partner numbers of the records on 100 … 105: one per extension.
+PARTNERS = {str(100 + n): f"49301000{100 + n}" for n in range(6)}
+EXPECTED = {
+    "anonymous": (302, set()),
+    "stranger": (404, set()),
+    "outsider": (200, set()),
+    "line_only": (200, set()),
+    "member": (200, {"101", "102"}),
+    "full": (200, set(PARTNERS)),
+}
+
+
+@pytest.fixture
+def people(company: Company, other_company: Company) -> dict[str, User | None]:
+    for number, partner in PARTNERS.items():
+        make_record(company, number, f"call-{number}", partner=partner)
+        make_record(other_company, number, f"other-{number}", partner="4989" + partner[4:])
+    stranger = make_user("stranger")  # sees everything, of another company
+    Membership.objects.create(user=stranger, tenant=other_company.tenant, sees_all_extensions=True)
+    outsider = make_user("outsider")  # a member of the tenant who was granted nothing
+    Membership.objects.create(user=outsider, tenant=company.tenant)
+    line_only = make_user("lineonly")  # sees every line, no call details
+    Membership.objects.create(
+        user=line_only,
+        tenant=company.tenant,
+        sees_all_extensions=True,
+        sees_call_details=False,
+        own_extension=company.extensions[5],
+    )
+    member = make_user("member")  # 101 and 102, with details
+    membership = Membership.objects.create(
+        user=member, tenant=company.tenant, own_extension=company.extensions[1]
+    )
+    membership.extensions.set(company.extensions[1:3])
+    full = make_user("full")
+    Membership.objects.create(
+        user=full,
+        tenant=company.tenant,
+        sees_all_extensions=True,
+        own_extension=company.extensions[0],
+    )
+    return {
+        "anonymous": None,
+        "stranger": stranger,
+        "outsider": outsider,
+        "line_only": line_only,
+        "member": member,
+        "full": full,
+    }
+
+
+def client_for(user: User | None) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def seen(content: str) -> set[str]:
+    """The extensions whose records show (by their partners' numbers), of either company."""
+    shown = {number for number, partner in PARTNERS.items() if partner in content}
+    assert not any("4989" + p[4:] in content for p in PARTNERS.values()), "another tenant's"
+    return shown
+
+
+def check(persona: str, response: object, content: str) -> None:
+    status, visible = EXPECTED[persona]
+    assert response.status_code == status  # type: ignore[attr-defined]
+    if status == 302:
+        assert response["Location"].startswith(reverse("login"))  # type: ignore[index]
+    assert seen(content) == visible
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("htmx", [False, True])
+def test_history(
+    persona: str, htmx: bool, people: dict[str, User | None], company: Company
+) -> None:
+    headers = {"HX-Request": "true"} if htmx else {}
+    response = client_for(people[persona]).get(
+        reverse("history", args=[company.tenant.account]), headers=headers
+    )
+    check(persona, response, response.content.decode())
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_history_search_finds_nothing_out_of_sight(
+    persona: str, people: dict[str, User | None], company: Company
+) -> None:
+    """Searching for the partner of an extension out of sight finds nothing either."""
+    response = client_for(people[persona]).get(
+        reverse("history", args=[company.tenant.account]), {"q": PARTNERS["104"]}
+    )
+    status, visible = EXPECTED[persona]
+    assert response.status_code == status
+    found = 'data-uuid="call-104"' in response.content.decode()  # (the form shows the query)
+    assert found == ("104" in visible)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("persona", PERSONAS)
+async def test_csv(persona: str, people: dict[str, User | None], company: Company) -> None:
+    client = AsyncClient()
+    user = people[persona]
+    if user is not None:
+        await client.aforce_login(user)
+    response = await client.get(reverse("history_csv", args=[company.tenant.account]))
+    content = ""
+    if response.status_code == 200:
+        content = "\n".join(",".join(row) for row in await csv_of(response))
+    else:
+        content = response.content.decode()
+    await sync_to_async(check)(persona, response, content)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_analytics(persona: str, people: dict[str, User | None], company: Company) -> None:
+    response = client_for(people[persona]).get(reverse("analytics", args=[company.tenant.account]))
+    status, visible = EXPECTED[persona]
+    assert response.status_code == status
+    if status != 200:
+        return
+    html = response.content.decode()
+    shown = {e.number for e in company.extensions if f"{e.number} {e.name}" in html}
+    assert shown == visible
+    assert response.context["total"].inbound == len(visible)
+    heat = response.context["heat"]
+    assert sum(cell.count for row in heat.rows for cell in row.cells) == len(visible)
