@@ -166,7 +166,9 @@ CSRF_COOKIE_HTTPONLY = False
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-HTTPS = env_bool("HTTPS", not DEBUG and env_bool("CTIBOARD_BEHIND_TLS", False))
+# Production runs behind TLS: secure cookies and HSTS unless DEBUG, or HTTPS=0 for plain HTTP
+# (the demo on 127.0.0.1 switches them off itself).
+HTTPS = env_bool("HTTPS", not DEBUG)
 if HTTPS:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

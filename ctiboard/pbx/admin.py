@@ -69,6 +69,7 @@ class TenantForm(forms.ModelForm):  # type: ignore[type-arg]
             "enabled",
             "country_code",
             "crm_url_template",
+            "history_days",
         ]
 
     def clean_country_code(self) -> str:

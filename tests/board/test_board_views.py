@@ -118,3 +118,13 @@ def test_wrong_password_is_refused_in_words(client: Client, member: User) -> Non
     response = client.post(reverse("login"), {"username": member.username, "password": "nope"})
     assert response.status_code == 200
     assert b'role="alert"' in response.content
+
+
+def test_session_and_csrf_cookies_are_secure_outside_debug(
+    client: Client, member: User, settings: object
+) -> None:
+    client.get(reverse("login"))
+    response = client.post(reverse("login"), {"username": member.username, "password": PASSWORD})
+    assert response.cookies["sessionid"]["secure"] is True
+    assert response.cookies["csrftoken"]["secure"] is True
+    assert response.cookies["sessionid"]["httponly"] is True

@@ -164,8 +164,10 @@ def test_empty_password_field_keeps_the_stored_password(superuser: User, company
             "api_username": tenant.api_username,
             "api_password": "",
             "enabled": "on",
+            "history_days": 30,
         },
     )
     assert response.status_code == 302
     tenant.refresh_from_db()
     assert tenant.name == "Renamed" and tenant.api_password == "api-secret"
+    assert tenant.history_days == 30

@@ -283,6 +283,7 @@ def stack(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "CTIBOARD_LEASE_TTL": "2",
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
+        "HTTPS": "0",  # plain HTTP on 127.0.0.1
     }
     for name in ("CTIBOARD_STATIC_MANIFEST", "CTIBOARD_EMBEDDED_SIMULATOR", "DEBUG"):
         env.pop(name, None)

@@ -33,6 +33,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         host, port = options["host"], options["port"]
         settings.CTIBOARD_EMBEDDED_SIMULATOR = True
+        # The demo serves plain HTTP on this machine: secure-only cookies would never come back.
+        settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+        settings.SECURE_HSTS_SECONDS = 0
         if host not in settings.ALLOWED_HOSTS and "*" not in settings.ALLOWED_HOSTS:
             settings.ALLOWED_HOSTS.append(host)
 
