@@ -16,7 +16,17 @@ from .conftest import REPO
 
 pytestmark = pytest.mark.production
 
-SERVICES = {"postgres", "redis", "migrate", "simulator", "web1", "web2", "worker1", "worker2"}
+SERVICES = {
+    "postgres",
+    "redis",
+    "migrate",
+    "simulator",
+    "web1",
+    "web2",
+    "worker1",
+    "worker2",
+    "webhooks",
+}
 
 
 @pytest.fixture(scope="module")
