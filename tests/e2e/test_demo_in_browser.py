@@ -16,7 +16,7 @@ def log_in(browser: Any, demo: Demo, username: str) -> Any:
     page.goto(f"{demo.url}/")
     page.fill("#id_username", username)
     page.fill("#id_password", "demo")
-    page.click(".login button[type=submit]")
+    page.click("button[type=submit]")  # the first one on the page must be "Log in"
     page.wait_for_selector("#socket-status[data-state=live]", timeout=10_000)
     return page
 
