@@ -10,7 +10,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.http import HttpRequest
 from django.template.loader import render_to_string
+from django.utils import translation
 
 from ctiboard.contacts.models import Contact
 from ctiboard.contacts.models import lookup as lookup_contacts
@@ -42,6 +44,16 @@ def favourites_changed(user_id: int) -> None:
     transaction.on_commit(send, robust=True)
 
 
+def _language_of(scope: dict[str, Any]) -> str:
+    """The language Django's LocaleMiddleware would choose for this socket's handshake."""
+    request = HttpRequest()
+    request.COOKIES = dict(scope.get("cookies") or {})
+    for name, value in scope.get("headers", []):
+        if name == b"accept-language":
+            request.META["HTTP_ACCEPT_LANGUAGE"] = value.decode("latin-1")
+    return translation.get_language_from_request(request)
+
+
 def render_incoming_oob(ring: Ring | None) -> str:
     return render_to_string("board/board.html#incoming", {"ring": ring, "oob": True})
 
@@ -54,6 +66,15 @@ class BoardConsumer(AsyncWebsocketConsumer):
     # sent over the socket looks like the one the page asked for.
     view: BoardView = BoardView()
     ring: Ring | None = None
+
+    language: str = ""
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Everything this socket renders speaks the page's language, like the page itself.
+        if not self.language:
+            self.language = _language_of(self.scope)
+        with translation.override(self.language):
+            await super().dispatch(message)
 
     async def connect(self) -> None:
         user = self.scope.get("user")

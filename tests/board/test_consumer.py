@@ -198,3 +198,28 @@ async def test_deactivated_user_loses_his_socket(member: User, company: Company)
     member.is_active = False
     await sync_to_async(member.save)()
     assert await socket.receive_output(timeout=2) == {"type": "websocket.close", "code": 4403}
+
+
+async def test_pushed_tiles_speak_the_pages_language(owner: User, company: Company) -> None:
+    cookie = await sync_to_async(session_cookie)(owner)
+    socket = WebsocketCommunicator(
+        application,
+        f"/ws/board/{company.tenant.account}/",
+        headers=[
+            (b"origin", b"http://127.0.0.1:8000"),
+            (b"host", b"127.0.0.1:8000"),
+            (b"cookie", cookie),
+            (b"accept-language", b"de-DE,de;q=0.9"),
+        ],
+    )
+    assert (await socket.connect())[0]
+    assert "Frei" in await socket.receive_from()
+    await apply(company, state("103", "in-use"))
+    assert "Im Gespräch" in await socket.receive_from()
+    await socket.disconnect()
+    # An English socket at the same time gets English from the same render cache.
+    english = await connect(owner, company.tenant.account)
+    assert (await english.connect())[0]
+    grid = await english.receive_from()
+    assert "On a call" in grid and "Im Gespräch" not in grid
+    await english.disconnect()
