@@ -66,6 +66,11 @@ class BoardConsumer(AsyncWebsocketConsumer):
     # sent over the socket looks like the one the page asked for.
     view: BoardView = BoardView()
     ring: Ring | None = None
+    # The tenant's sequence number this socket is up to, and every extension id it knows of:
+    # a jump in the one (a lost message) or a stranger in the other (a new extension) makes
+    # the socket resend the whole grid from the database.
+    seq: int = 0
+    known: frozenset[int] = frozenset()
 
     language: str = ""
 
@@ -114,12 +119,15 @@ class BoardConsumer(AsyncWebsocketConsumer):
             self.view = BoardView.from_query(message["view"].lstrip("?"))
 
     @database_sync_to_async
-    def _load(self) -> tuple[Grid | None, Ring | None]:
+    def _load(self) -> tuple[Grid | None, Ring | None, frozenset[int]]:
         # Fresh from the database: the user may have been deactivated since the socket opened.
         user = get_user_model().objects.filter(pk=self.scope["user"].pk).first()
         membership = membership_for(user, self.scope["url_route"]["kwargs"]["account"])
         if membership is None:
-            return None, None
+            return None, None, frozenset()
+        known = frozenset(
+            Extension.objects.filter(tenant=membership.tenant).values_list("pk", flat=True)
+        )
         grid = build_grid(user, membership, self.view)
         own = next(
             (t["ext"] for s in grid.sections for t in s.tiles if t["mine"]),
@@ -127,15 +135,18 @@ class BoardConsumer(AsyncWebsocketConsumer):
         )
         contacts = partner_contacts(grid.viewer, [own] if own is not None else [])
         ring = ring_of(own, grid.viewer, contacts.get(own.call_partner) if own else None)
-        return grid, ring
+        return grid, ring, known
 
     async def send_everything(self) -> None:
-        grid, ring = await self._load()
+        grid, ring, known = await self._load()
         if grid is None:
             # Membership revoked while connected.
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
         self.viewer = grid.viewer
+        # Loaded after joining the tenant's group: nothing newer than this can be missed.
+        self.seq = grid.viewer.tenant.event_seq
+        self.known = known
         self.visible = frozenset(t["ext"].pk for s in grid.sections for t in s.tiles)
         self.ring = ring
         await self.send(
@@ -151,8 +162,16 @@ class BoardConsumer(AsyncWebsocketConsumer):
         viewer = self.viewer
         if viewer is None:
             return
+        payloads = event["extensions"]
+        # One writer per tenant stamps consecutive numbers and publishes them in order, so a
+        # gap means this socket missed a message (e.g. the channel layer reconnected).
+        first = min(payload["seq"] for payload in payloads)
+        if first > self.seq + 1 or any(p["id"] not in self.known for p in payloads):
+            await self.send_everything()
+            return
+        self.seq = max(self.seq, *(payload["seq"] for payload in payloads))
         changed = []
-        for payload in event["extensions"]:
+        for payload in payloads:
             if payload["id"] not in self.visible:
                 continue
             extension = Extension.from_payload(payload)

@@ -223,3 +223,39 @@ async def test_pushed_tiles_speak_the_pages_language(owner: User, company: Compa
     grid = await english.receive_from()
     assert "On a call" in grid and "Im Gespräch" not in grid
     await english.disconnect()
+
+
+async def test_a_lost_message_is_noticed_and_repaired(owner: User, company: Company) -> None:
+    socket = await connect(owner, company.tenant.account)
+    assert (await socket.connect())[0]
+    await socket.receive_from()
+
+    def change_without_telling_anyone() -> None:
+        # What a message lost on the way (a channel-layer reconnect) leaves behind.
+        from ctiboard.pbx.models import Tenant
+
+        tenant = Tenant.objects.get(pk=company.tenant.pk)
+        Extension.objects.filter(pk=company.extensions[4].pk).update(
+            line="in-use", seq=tenant.event_seq + 1
+        )
+        Tenant.objects.filter(pk=tenant.pk).update(event_seq=tenant.event_seq + 1)
+
+    await sync_to_async(change_without_telling_anyone)()
+    await apply(company, state("101", "ringing"))
+    repaired = await socket.receive_from()
+    # Not just the tile that was pushed: the whole grid, with the change that was lost.
+    assert len(tile_ids(repaired)) == len(company.extensions)
+    lost_tile = repaired.split(f'id="ext-{company.extensions[4].pk}"')[1].split("</article>")[0]
+    assert "On a call" in lost_tile
+    await socket.disconnect()
+
+
+async def test_a_new_extension_appears_on_open_boards(owner: User, company: Company) -> None:
+    socket = await connect(owner, company.tenant.account)
+    assert (await socket.connect())[0]
+    await socket.receive_from()
+    await apply(company, state("999", "idle"))  # the PBX reports an extension we never saw
+    grid = await socket.receive_from()
+    assert len(tile_ids(grid)) == len(company.extensions) + 1
+    assert 'data-number="999"' in grid
+    await socket.disconnect()
