@@ -605,24 +605,27 @@ class SimTenant:
 
     # -- call events --------------------------------------------------------------------------
 
-    def _leg_event(self, call: Call, leg: Leg, state: str) -> None:
+    def _leg_event(self, call: Call, leg: Leg, state: str, error: str | None = None) -> None:
         subscribers = self.subscribers["calls"]
         if not subscribers:
             return
-        data = frame(
-            {
-                "uuid": leg.uuid,
-                "state": state,
-                "caller": call.caller,
-                "caller_context": call.caller_context,
-                "callee": call.callee,
-                "callee_context": call.callee_context,
-                "direction": leg.direction,
-                "extension": leg.extension.number,
-                "customer": self.account,
-                "updated": rfc3339(time.time_ns()),
-            }
-        )
+        event = {
+            "uuid": leg.uuid,
+            "state": state,
+            "caller": call.caller,
+            "caller_context": call.caller_context,
+            "callee": call.callee,
+            "callee_context": call.callee_context,
+            "direction": leg.direction,
+            "extension": leg.extension.number,
+            "customer": self.account,
+            "updated": rfc3339(time.time_ns()),
+        }
+        # The spec's `error` ("set in case of error") on the leg that failed: a hangup of a
+        # rejected leg says so, instead of looking like a call nobody answered.
+        if error:
+            event["error"] = error
+        data = frame(event)
         for subscription in subscribers:
             subscription.push(data)
 
@@ -640,14 +643,14 @@ class SimTenant:
         self._leg_event(call, leg, state)
         self._refresh_line(leg.extension)
 
-    def _drop_leg(self, call: Call, leg: Leg) -> None:
+    def _drop_leg(self, call: Call, leg: Leg, error: str | None = None) -> None:
         call.legs.remove(leg)
         leg.extension.legs = tuple(other for other in leg.extension.legs if other is not leg)
         if self.calls.get(leg.uuid) is call and not any(
             other.uuid == leg.uuid for other in call.legs
         ):
             del self.calls[leg.uuid]
-        self._leg_event(call, leg, "hangup")
+        self._leg_event(call, leg, "hangup", error)
         self._refresh_line(leg.extension)
 
     def _connect(self, call: Call, leg: Leg) -> None:
@@ -655,12 +658,13 @@ class SimTenant:
         if self.oddities.bridge:
             self._leg_event(call, leg, "bridge")
 
-    def _finish(self, call: Call) -> None:
+    def _finish(self, call: Call, error: str | None = None) -> None:
+        """End the call; ``error`` goes on the hangup of every leg that was not connected."""
         for timer in call.timers:
             timer.cancel()
         call.timers.clear()
         for leg in list(call.legs):
-            self._drop_leg(call, leg)
+            self._drop_leg(call, leg, error if leg.phase != CONNECTED else None)
         if self.calls.get(call.uuid) is call:
             del self.calls[call.uuid]
 
@@ -742,7 +746,10 @@ class SimTenant:
         call = self.call(call_uuid)
         if call.answered:
             raise Conflict(f"call {call_uuid} is already answered")
-        self.hangup(call_uuid)
+        if isinstance(call, Originate):
+            self.cancel(call.uuid)
+        else:
+            self._finish(call, error="reject")
 
     def hangup(self, call_uuid: str) -> None:
         call = self.call(call_uuid)

@@ -105,7 +105,7 @@ def check_answered(company: Company, log: list[CallEvent], uuid: str, target: st
     assert not ActiveCall.objects.filter(tenant=company.tenant).exists()
 
 
-async def test_unanswered_and_rejected_inbound_calls_are_missed(
+async def test_unanswered_inbound_calls_are_missed_and_rejected_ones_rejected(
     pbx: Pbx, pbx_company: Company, tracebacks: list[object]
 ) -> None:
     first, second = numbers(pbx_company)[:2]
@@ -119,8 +119,12 @@ async def test_unanswered_and_rejected_inbound_calls_are_missed(
         await eventually(lambda: record(pbx_company, missed, first) is not None)
 
     def check() -> None:
-        for uuid, number in ((missed, first), (rejected, second)):
-            check_missed(pbx_company, log, uuid, number)
+        check_missed(pbx_company, log, missed, first)
+        done = record(pbx_company, rejected, second)
+        assert done is not None
+        ring, hangup = stamp(log, rejected, second, "ring"), stamp(log, rejected, second, "hangup")
+        assert (done.outcome, done.error, done.answered_at) == (Outcome.REJECTED, "reject", None)
+        assert done.ring_seconds == pytest.approx(seconds(hangup, ring), abs=1e-6)
 
     await sync_to_async(check)()
 
@@ -129,9 +133,6 @@ def check_missed(company: Company, log: list[CallEvent], uuid: str, number: str)
     done = record(company, uuid, number)
     assert done is not None
     ring, hangup = stamp(log, uuid, number, "ring"), stamp(log, uuid, number, "hangup")
-    # The simulator's call stream carries no `error` on a rejected leg's hangup, so a
-    # rejection looks exactly like a missed call there (see tests/calls/test_tracking.py
-    # for `error: reject` -> rejected).
     assert (done.outcome, done.answered_at, done.talk_seconds) == (Outcome.MISSED, None, None)
     assert done.ring_seconds == pytest.approx(seconds(hangup, ring), abs=1e-6)
 

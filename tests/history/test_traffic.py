@@ -72,12 +72,11 @@ async def test_simulated_calls_in_history_and_csv(
         row = html[html.index(f'data-uuid="{uuid}"') :].split("</tr>")[0]
         return row.split('class="outcome">')[1].split("<")[0]
 
-    # The simulator's stream carries no `error` on a rejected leg's hangup: it is missed
-    # there (see tests/calls/test_calls_stream.py).
+    # The rejected leg's hangup carries `error: reject` on the call stream.
     assert [outcome_in_row(u) for u in (answered, missed, rejected)] == [
         "Answered",
         "Missed",
-        "Missed",
+        "Rejected",
     ]
 
     async_client = AsyncClient()
@@ -93,8 +92,11 @@ async def test_simulated_calls_in_history_and_csv(
     assert row[1:7] == ["inbound", answered_ext, row[3], REMOTE, "", "answered"]
     assert float(row[7]) == pytest.approx(seconds(answer, ring), abs=1e-3)
     assert float(row[8]) == pytest.approx(seconds(hangup, answer), abs=1e-3)
-    for uuid, number in ((missed, missed_ext), (rejected, rejected_ext)):
+    for uuid, number, outcome in (
+        (missed, missed_ext, "missed"),
+        (rejected, rejected_ext, "rejected"),
+    ):
         row = by_uuid[uuid]
         expected = seconds(stamp(log, uuid, number, "hangup"), stamp(log, uuid, number, "ring"))
-        assert row[6] == "missed" and row[8] == ""
+        assert row[6] == outcome and row[8] == ""
         assert float(row[7]) == pytest.approx(expected, abs=1e-3)
