@@ -128,3 +128,22 @@ def test_session_and_csrf_cookies_are_secure_outside_debug(
     assert response.cookies["sessionid"]["secure"] is True
     assert response.cookies["csrftoken"]["secure"] is True
     assert response.cookies["sessionid"]["httponly"] is True
+
+
+def test_pbx_status_says_since_when_and_the_last_event_when_down(
+    client: Client, owner: User, company: Company
+) -> None:
+    from datetime import UTC, datetime
+
+    from ctiboard.pbx.models import ConnectionStatus, Tenant
+
+    Tenant.objects.filter(pk=company.tenant.pk).update(
+        connection_status=ConnectionStatus.RECONNECTING,
+        status_since=datetime(2026, 1, 5, 9, 30, 0, tzinfo=UTC),
+        last_event_at=datetime(2026, 1, 5, 9, 29, 58, tzinfo=UTC),
+        status_detail="state stream broke",
+    )
+    html = login(client, owner).get(reverse("board", args=[company.tenant.account])).content
+    assert b"PBX: Reconnecting since 10:30:00" in html  # Europe/Berlin
+    assert b"last event 10:29:58" in html
+    assert b'title="state stream broke"' in html
