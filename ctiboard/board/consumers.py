@@ -71,6 +71,8 @@ class BoardConsumer(AsyncWebsocketConsumer):
     # the socket resend the whole grid from the database.
     seq: int = 0
     known: frozenset[int] = frozenset()
+    # Extensions gone from the PBX: one that comes back needs the whole grid too.
+    inactive: frozenset[int] = frozenset()
 
     language: str = ""
 
@@ -119,15 +121,18 @@ class BoardConsumer(AsyncWebsocketConsumer):
             self.view = BoardView.from_query(message["view"].lstrip("?"))
 
     @database_sync_to_async
-    def _load(self) -> tuple[Grid | None, Ring | None, frozenset[int]]:
+    def _load(self) -> tuple[Grid | None, Ring | None, dict[int, bool]]:
         # Fresh from the database: the user may have been deactivated since the socket opened.
         user = get_user_model().objects.filter(pk=self.scope["user"].pk).first()
         membership = membership_for(user, self.scope["url_route"]["kwargs"]["account"])
         if membership is None:
-            return None, None, frozenset()
-        known = frozenset(
-            Extension.objects.filter(tenant=membership.tenant).values_list("pk", flat=True)
-        )
+            return None, None, {}
+        known = {
+            pk: active
+            for pk, active in Extension.objects.filter(tenant=membership.tenant).values_list(
+                "pk", "active"
+            )
+        }
         grid = build_grid(user, membership, self.view)
         own = next(
             (t["ext"] for s in grid.sections for t in s.tiles if t["mine"]),
@@ -146,7 +151,8 @@ class BoardConsumer(AsyncWebsocketConsumer):
         self.viewer = grid.viewer
         # Loaded after joining the tenant's group: nothing newer than this can be missed.
         self.seq = grid.viewer.tenant.event_seq
-        self.known = known
+        self.known = frozenset(known)
+        self.inactive = frozenset(pk for pk, active in known.items() if not active)
         self.visible = frozenset(t["ext"].pk for s in grid.sections for t in s.tiles)
         self.ring = ring
         await self.send(
@@ -166,7 +172,11 @@ class BoardConsumer(AsyncWebsocketConsumer):
         # One writer per tenant stamps consecutive numbers and publishes them in order, so a
         # gap means this socket missed a message (e.g. the channel layer reconnected).
         first = min(payload["seq"] for payload in payloads)
-        if first > self.seq + 1 or any(p["id"] not in self.known for p in payloads):
+        if (
+            first > self.seq + 1
+            or any(p["id"] not in self.known for p in payloads)
+            or any(p["active"] and p["id"] in self.inactive for p in payloads)
+        ):
             await self.send_everything()
             return
         self.seq = max(self.seq, *(payload["seq"] for payload in payloads))
@@ -217,7 +227,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
         if attempt is None:
             return
         contact = None
-        if attempt.callee_context == "global":
+        if attempt.callee_context == "global" and self.viewer.details:
             contact = (
                 await database_sync_to_async(lookup_contacts)(self.viewer.tenant, [attempt.callee])
             ).get(attempt.callee)

@@ -69,7 +69,8 @@ def board_context(
         None,
     )
     partners = [own.call_partner] if own is not None and grid.viewer.details else []
-    if attempt is not None and attempt.callee_context == "global":
+    # The phonebook is a call detail: line-only viewers never get names from it.
+    if attempt is not None and attempt.callee_context == "global" and grid.viewer.details:
         partners.append(attempt.callee)
     contacts = lookup_contacts(tenant, partners)
     return {
@@ -144,11 +145,17 @@ def _no_call_reason(membership: Membership, *, external: bool = False) -> str:
     return _("You are not allowed to start calls.")
 
 
-async def _over_call_limit(user: User) -> bool:
-    """Per-user limit across all web processes: counted from the call log itself."""
+async def _over_call_limit(user: User, attempt: CallAttempt) -> bool:
+    """Per-user limit across all web processes, counted from the call log itself.
+
+    The attempt is written first and counted with the ones before it, so parallel requests
+    cannot all slip through one free place.
+    """
     since = timezone.now() - timedelta(seconds=settings.CTIBOARD_CALL_RATE_WINDOW)
-    recent = await CallAttempt.objects.filter(user=user, created__gte=since).acount()
-    return recent >= settings.CTIBOARD_CALL_RATE_LIMIT
+    earlier = await CallAttempt.objects.filter(
+        user=user, created__gte=since, pk__lte=attempt.pk
+    ).acount()
+    return earlier > settings.CTIBOARD_CALL_RATE_LIMIT
 
 
 class CallRefused(Exception):
@@ -161,8 +168,6 @@ async def _place(user: User, membership: Membership, callee: str, context: str) 
     """Call ``callee`` from the user's own extension; the caller's rights are checked."""
     own = membership.own_extension
     assert own is not None
-    if await _over_call_limit(user):
-        raise CallRefused(_("Too many calls in a short time. Please wait a minute."), 429)
     if context != "global" and own.number == callee:
         raise CallRefused(_("That is your own extension."), 400)
     attempt = await CallAttempt.objects.acreate(
@@ -172,6 +177,9 @@ async def _place(user: User, membership: Membership, callee: str, context: str) 
         callee=callee,
         callee_context=context,
     )
+    if await _over_call_limit(user, attempt):
+        await attempt.adelete()
+        raise CallRefused(_("Too many calls in a short time. Please wait a minute."), 429)
     return await calls.place(attempt, membership.tenant)
 
 
@@ -249,7 +257,11 @@ def _dial_target(user: User, membership: Membership, typed: str) -> tuple[str, s
     if number.external:
         if not membership.may_call_external:
             raise CallRefused(_no_call_reason(membership, external=True), 403)
-        contact = lookup_contacts(tenant, [number.digits]).get(number.digits)
+        contact = (
+            lookup_contacts(tenant, [number.digits]).get(number.digits)
+            if membership.sees_call_details
+            else None
+        )
         return number.digits, "global", contact.name if contact else ""
     # An extension: the same answer whether it does not exist or is not the user's to see.
     target = Extension.objects.visible_to(user).filter(tenant=tenant, number=number.digits).first()

@@ -1,4 +1,5 @@
 import asyncio
+import copy
 from typing import Any
 
 from django import forms
@@ -82,6 +83,18 @@ class TenantForm(forms.ModelForm):  # type: ignore[type-arg]
             raise forms.ValidationError(_("A new tenant needs the API password."))
         return password
 
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        # The stored password only ever goes where it went before: whoever points the tenant
+        # at another server or user must know the password and type it again.
+        moved = {"api_base_url", "api_username"} & set(self.changed_data)
+        if self.instance.pk and moved and not data.get("api_password"):
+            self.add_error(
+                "api_password",
+                _("Enter the API password again when you change the API URL or username."),
+            )
+        return data
+
     def save(self, commit: bool = True) -> Tenant:
         tenant: Tenant = super().save(commit=False)
         new_password = self.cleaned_data["api_password"]
@@ -113,6 +126,20 @@ class TenantAdmin(TenantScopedAdmin):
     list_filter = ["enabled", "connection_status"]
     search_fields = ["name", "account"]
     readonly_fields = ["connection_status", "status_since", "status_detail", "last_event_at"]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        if not request.user.is_superuser and "api_base_url" in form.base_fields:
+            # Where a tenant's API lives is the operator's decision, not a tenant admin's: the
+            # board's server would otherwise send requests (and credentials) where he says.
+            # (A copy: base_fields share their Field objects with TenantForm itself.)
+            field = copy.deepcopy(form.base_fields["api_base_url"])
+            field.disabled = True
+            form.base_fields["api_base_url"] = field
+        return form
+
     actions = ["test_connection", "resync_extensions"]
 
     @admin.action(description=_("Test connection to the CTI API"))
@@ -227,13 +254,6 @@ class ExtensionGroupAdmin(TenantScopedAdmin):
             detail="extensions: "
             + (", ".join(sorted(e.number for e in group.extensions.all())) or "none"),
         )
-
-    def delete_model(self, request: HttpRequest, obj: ExtensionGroup) -> None:
-        members = set(Membership.objects.filter(groups=obj).values_list("user_id", flat=True))
-        super().delete_model(request, obj)
-        # Cascaded link rows send no m2m_changed: tell the members' boards here.
-        for user_id in members:
-            events.visibility_changed(user_id)
 
 
 class MembershipForm(forms.ModelForm):  # type: ignore[type-arg]

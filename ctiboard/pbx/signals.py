@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
 from . import events
 from .models import ExtensionGroup, Membership
@@ -23,6 +23,13 @@ def _membership_links_changed(sender: Any, instance: Any, action: str, **kwargs:
             events.visibility_changed(user_id)
 
 
+def _group_deleted(sender: Any, instance: ExtensionGroup, **kwargs: Any) -> None:
+    # Deleting a group cascades to its link rows without m2m_changed: however it is deleted
+    # (one, a bulk action, with its tenant), its members' boards must drop its extensions.
+    for user_id in set(instance.memberships.values_list("user_id", flat=True)):
+        events.visibility_changed(user_id)
+
+
 def _user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
     # Deactivating a user must end his open boards.
     if not created:
@@ -40,4 +47,5 @@ def connect() -> None:
         m2m_changed.connect(
             _membership_links_changed, sender=through, dispatch_uid=f"links-{through.__name__}"
         )
+    pre_delete.connect(_group_deleted, sender=ExtensionGroup, dispatch_uid="group-deleted")
     post_save.connect(_user_saved, sender=get_user_model(), dispatch_uid="user-saved")
