@@ -121,6 +121,8 @@ class TenantIngest:
         self.sync_interval = sync_interval or settings.CTIBOARD_EXTENSION_SYNC_INTERVAL
         self.bootstrap_window = bootstrap_window
         self.drain_timeout = drain_timeout
+        # Store what is queued when stopped; not when the lease was lost (see Supervisor).
+        self.drain_on_stop = True
         # A leg on an idle line unheard of this long ended unseen (see tracking.sweep_idle).
         self.call_grace = call_grace
         self.queue: asyncio.Queue[_Item] = asyncio.Queue()
@@ -157,7 +159,12 @@ class TenantIngest:
                 task.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
             await client.aclose()
-            await self._drain(writer)
+            if self.drain_on_stop:
+                await self._drain(writer)
+            else:
+                # The lease is gone: another worker may be writing this tenant already.
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
 
     async def _drain(self, writer: "asyncio.Task[None]") -> None:
         if writer.done():
@@ -522,6 +529,10 @@ class Supervisor:
         self.leases = Leases(worker_id or new_worker_id(), lease_ttl or settings.CTIBOARD_LEASE_TTL)
         self.running: dict[int, tuple[TenantConfig, asyncio.Task[None]]] = {}
         self._expiry: dict[int, asyncio.TimerHandle] = {}
+        self._ingests: dict[int, TenantIngest] = {}
+        # Streams cancelled by an expired lease, still winding down: a tenant is not started
+        # again in this process before its previous stream has ended.
+        self._stopping: dict[int, asyncio.Task[None]] = {}
         # Lease rounds get a thread (and database connection) of their own: a slow batch of
         # state writes must not hold up the renewal of the very leases it depends on.
         self._lease_thread = ThreadPoolExecutor(1, thread_name_prefix="ingest-leases")
@@ -556,21 +567,26 @@ class Supervisor:
         valid_until = sent + self.leases.ttl * (1 - LEASE_SAFETY_MARGIN)
         for tenant_id in list(self.running):
             if tenant_id not in plan.held:
-                await self._stop(tenant_id)
+                await self._stop(tenant_id, drain=tenant_id not in plan.lost)
         if plan.release:
             await loop.run_in_executor(self._lease_thread, self.leases.release, plan.release)
         if loop.time() >= valid_until:
             logger.warning("lease round took longer than the lease is surely valid; stopping")
             for tenant_id in list(self.running):
-                await self._stop(tenant_id)
+                await self._stop(tenant_id, drain=False)
             return
         for tenant_id, config in plan.held.items():
             if tenant_id in self.running:
                 running_config, task = self.running[tenant_id]
                 if running_config != config or task.done():
                     await self._stop(tenant_id)
+            stopping = self._stopping.get(tenant_id)
+            if stopping is not None and not stopping.done():
+                continue  # the next round starts it, once the old stream has ended
+            self._stopping.pop(tenant_id, None)
             if tenant_id not in self.running:
                 ingest = TenantIngest(config, **self.ingest_options)
+                self._ingests[tenant_id] = ingest
                 task = asyncio.create_task(ingest.run(), name=f"ingest-{config.account}")
                 task.add_done_callback(_log_crash)
                 self.running[tenant_id] = (config, task)
@@ -588,8 +604,9 @@ class Supervisor:
         live_workers = self.leases.heartbeat()
         LIVE_WORKERS.set(live_workers)
         held = self.leases.renew(running & configs.keys())
-        for lost in (running & configs.keys()) - held:
-            logger.warning("tenant %s: lease lost; stopping its stream", lost)
+        lost = (running & configs.keys()) - held
+        for tenant_id in lost:
+            logger.warning("tenant %s: lease lost; stopping its stream", tenant_id)
         release = running - configs.keys()  # disabled or deleted
         share = fair_share(len(configs), live_workers)
         if len(held) > share:
@@ -609,6 +626,7 @@ class Supervisor:
             held={tenant_id: configs[tenant_id] for tenant_id in held},
             release=release,
             disabled=disabled,
+            lost=lost,
         )
 
     def _arm(self, tenant_id: int, valid_until: float) -> None:
@@ -622,16 +640,23 @@ class Supervisor:
         """Not renewed in time: stop at once, before another worker may take the tenant."""
         self._expiry.pop(tenant_id, None)
         entry = self.running.pop(tenant_id, None)
+        ingest = self._ingests.pop(tenant_id, None)
+        if ingest is not None:
+            ingest.drain_on_stop = False
         if entry is not None:
             config, task = entry
             task.cancel()
+            self._stopping[tenant_id] = task
             logger.warning("%s: lease not renewed in time; stream stopped", config.account)
         LEASES_HELD.set(len(self.running))
 
-    async def _stop(self, tenant_id: int) -> None:
+    async def _stop(self, tenant_id: int, *, drain: bool = True) -> None:
         handle = self._expiry.pop(tenant_id, None)
         if handle is not None:
             handle.cancel()
+        ingest = self._ingests.pop(tenant_id, None)
+        if ingest is not None and not drain:
+            ingest.drain_on_stop = False
         config, task = self.running.pop(tenant_id)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -641,6 +666,7 @@ class Supervisor:
     async def stop_all(self) -> None:
         for tenant_id in list(self.running):
             await self._stop(tenant_id)
+        await asyncio.gather(*self._stopping.values(), return_exceptions=True)
         loop = asyncio.get_running_loop()
         try:
             # Hand every tenant over at once instead of after the lease ttl.
@@ -666,6 +692,7 @@ class _Plan:
     held: dict[int, TenantConfig]
     release: set[int]
     disabled: set[int]
+    lost: set[int]
 
 
 def _tenants() -> tuple[list[TenantConfig], set[int]]:
