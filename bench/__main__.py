@@ -72,7 +72,7 @@ def configure(args: argparse.Namespace, workdir: Path) -> Context:
         ctx.sockets = [0, 100, 250, 500, 1000, 2000, 5000]
         ctx.profile = profile.available()
         ctx.probe_rate = 50.0
-        ctx.topology_budget = 240.0
+        ctx.topology_budget = 200.0
     if args.sockets:
         ctx.sockets = sorted({0, *(int(n) for n in args.sockets.split(","))})
     if args.profile is not None:
@@ -137,6 +137,8 @@ def main(argv: list[str]) -> int:
         except Exception as exc:  # one broken measure must not lose the others
             results[name] = {"error": f"{type(exc).__name__}: {exc}"[:3000]}
             ctx.log(f"{name} failed: {exc}")
+        # Raw measurements as they come, whatever happens to the summary later.
+        (workdir / "raw.json").write_text(json.dumps(results, indent=1, default=str))
     results["meta"] = {
         "mode": "quick" if args.quick else "full",
         "started": started_wall,

@@ -129,7 +129,7 @@ def worker_run(
                     "api_username": meta["username"],
                     "api_password": meta["password"],
                     "extensions": [
-                        [row["extension_number"], row["name"]]
+                        [row["extension_number"], row["name"], row["uuid"]]
                         for row in json.loads((replay_dir / "directory.json").read_text())
                     ],
                 }

@@ -124,11 +124,9 @@ class CpuMeter:
             with contextlib.suppress(OSError):
                 per[name] = cpu_seconds(pid)
         for name, members in self.groups.items():
-            total = 0.0
             for pid in members:
                 with contextlib.suppress(OSError):
-                    total += cpu_seconds(pid)
-            per[name] = total
+                    per[f"{name}/{pid}"] = cpu_seconds(pid)
         return time.monotonic(), per, machine_cpu_seconds()
 
     def stop(self) -> dict[str, float]:
@@ -137,9 +135,14 @@ class CpuMeter:
         wall = max(1e-9, end[0] - self._start[0])
         result = {
             name: round((end[1][name] - self._start[1][name]) / wall, 3)
-            for name in [*self.pids, *self.groups]
+            for name in self.pids
             if name in end[1] and name in self._start[1]
         }
+        for name, members in self.groups.items():
+            # Only processes alive at both ends: one that exited took its CPU time with it.
+            keys = [f"{name}/{pid}" for pid in members]
+            both = [k for k in keys if k in end[1] and k in self._start[1]]
+            result[name] = round(sum(end[1][k] - self._start[1][k] for k in both) / wall, 3)
         busy = end[2][0] - self._start[2][0]
         result["machine"] = round(busy / wall, 3)
         return result

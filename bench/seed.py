@@ -10,7 +10,7 @@ SPEC::
      "users": [{"username": "alice", "password": "pw"}],
      "tenants": [{"account": "K1000", "base_url": "http://...", "api_username": "K1000/x",
                   "api_password": "pw", "enabled": true,
-                  "extensions": 1000 | [[number, name], ...], "states": true,
+                  "extensions": 1000 | [[number, name, uuid], ...], "states": true,
                   "members": [{"user": "alice", "all": true}]}],
      "sessions": ["alice"]}
 """
@@ -71,8 +71,11 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
             listed = entry.get("extensions", 0)
             rows = directory(listed) if isinstance(listed, int) else [tuple(r) for r in listed]
             extensions = []
-            for seq, (number, name) in enumerate(rows, start=1):
+            for seq, row in enumerate(rows, start=1):
+                number, name = row[0], row[1]
                 extension = Extension(tenant=tenant, number=number, name=name, seq=seq)
+                if len(row) > 2:  # the API's uuid, so that the first extension sync is a no-op
+                    extension.api_uuid = row[2]
                 if entry.get("states", False):
                     extension.line = rng.choice(LINES)
                     extension.presence = rng.choice(PRESENCES)

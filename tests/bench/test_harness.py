@@ -71,14 +71,24 @@ def test_targets_and_tables_from_synthetic_results(tmp_path: Path) -> None:
             entry["kb_per_socket"] = kb
         return entry
 
+    def memory_only(sockets: int, kb: float) -> dict:
+        return {
+            "sockets": sockets,
+            "latency_ms": {"n": 0},
+            "memory_only": True,
+            "kb_per_socket": kb,
+        }
+
     results = {
         "e2e": {
             "event_rate": 200,
             "extensions": 500,
             "window_s": 10,
             "topologies": {
-                "bare": {"steps": [step(0, 5, 20), step(1000, 10, 40)]},
-                "memory": {"steps": [step(0, 8, 30), step(1000, 30, 90, kb=40)]},
+                "bare": {"steps": [step(0, 5, 20), step(1000, 10, 40), memory_only(5000, 14)]},
+                "memory": {
+                    "steps": [step(0, 8, 30), step(1000, 30, 90, kb=40), memory_only(5000, 45)]
+                },
             },
         },
         "render": {"resync": {"tiles": 1000, "resync_ms": summary([400, 500, 600])}},
