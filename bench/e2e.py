@@ -42,6 +42,7 @@ from .procs import (
     postgres_database,
     production_env,
     redis_reachable,
+    remember,
     rss_bytes,
     wait_for,
 )
@@ -106,6 +107,7 @@ def actions_per_second(events_per_second: float, extensions: int) -> tuple[float
 class LoadClients:
     def __init__(self, workdir: Path) -> None:
         self.log = (workdir / "loadclients.log").open("wb")
+        remember(("-m", "bench.loadclients", "1800"))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bench.loadclients", "1800"],
             cwd=REPO,

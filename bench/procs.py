@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 COMMANDS: dict[str, None] = {}
 
 
-def _remember(args: tuple[str, ...]) -> None:
+def remember(args: tuple[str, ...]) -> None:
     import re
 
     text = " ".join(["python", *args])
@@ -196,7 +196,7 @@ class Stack:
 
     def spawn(self, name: str, *args: str, **env: str) -> Process:
         log = self.workdir / f"{name}.log"
-        _remember(args)
+        remember(args)
         with log.open("wb") as sink:
             popen = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
                 [sys.executable, *args],
@@ -210,7 +210,7 @@ class Stack:
         return process
 
     def run(self, *args: str, timeout: float = 300, **env: str) -> str:
-        _remember(args)
+        remember(args)
         done = subprocess.run(  # noqa: S603 - our own interpreter and modules
             [sys.executable, *args],
             cwd=REPO,

@@ -481,7 +481,7 @@ def write(results: dict[str, Any], out: Path, stem: str = "bench") -> str:
         "",
         markdown_table(summary_rows(results)),
         "",
-        f"## End to end (~{results.get('e2e', {}).get('event_rate')} state events/s, "
+        f"## End to end (~{results.get('e2e', {}).get('event_rate', 0):g} state events/s, "
         f"{results.get('e2e', {}).get('extensions')} tiles in Chromium, "
         f"{results.get('e2e', {}).get('window_s')} s window per step)",
         "",
