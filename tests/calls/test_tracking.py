@@ -4,45 +4,18 @@ Events are what NFON's spec allows, including what the simulator never sends (``
 leg's ``hangup``), and the real-traffic oddities.
 """
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 
 from ctiboard.calls.models import ActiveCall, CallRecord, CallState, EndedBy, Outcome
-from ctiboard.cti.events import CallEvent, StateEvent, parse_call, parse_state
+from ctiboard.cti.events import CallEvent, StateEvent, parse_call
 from ctiboard.pbx import store
 from ctiboard.pbx.models import Extension
+from tests.calls.events import REMOTE, T0, at, call, line  # noqa: F401
 from tests.conftest import Company
 
 pytestmark = pytest.mark.django_db
-
-T0 = datetime(2025, 9, 23, 14, 0, 0, tzinfo=UTC)
-REMOTE = "4930123456"
-
-
-def at(seconds: float) -> str:
-    return (T0 + timedelta(seconds=seconds)).isoformat()
-
-
-def call(uuid: str, state: str, ext: str = "100", seconds: float = 0, **fields: Any) -> CallEvent:
-    inbound = fields.pop("direction", "inbound") == "inbound"
-    return parse_call(
-        {
-            "uuid": uuid,
-            "state": state,
-            "extension": ext,
-            "direction": "inbound" if inbound else "outbound",
-            "caller": REMOTE if inbound else ext,
-            "callee": ext if inbound else REMOTE,
-            "updated": at(seconds),
-            **fields,
-        }
-    )
-
-
-def line(ext: str, value: str, seconds: float) -> StateEvent:
-    return parse_state({"extension": ext, "line": value, "updated": at(seconds)})
 
 
 @pytest.fixture

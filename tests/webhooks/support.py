@@ -4,44 +4,18 @@ worker to send them."""
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from ctiboard.cti.events import CallEvent, StateEvent, parse_call, parse_state
+from ctiboard.cti.events import CallEvent, StateEvent
 from ctiboard.pbx import store
 from ctiboard.pbx.models import Tenant
 from ctiboard.webhooks.dispatch import Dispatcher
 from ctiboard.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
+from tests.calls.events import REMOTE, T0, at, call, line  # noqa: F401
 
-T0 = datetime(2025, 9, 23, 14, 0, 0, tzinfo=UTC)
-REMOTE = "4930123456"
 SECRET = "a-shared-secret-for-tests"
-
-
-def at(seconds: float) -> str:
-    return (T0 + timedelta(seconds=seconds)).isoformat()
-
-
-def call(uuid: str, state: str, ext: str = "100", seconds: float = 0, **fields: Any) -> CallEvent:
-    inbound = fields.pop("direction", "inbound") == "inbound"
-    return parse_call(
-        {
-            "uuid": uuid,
-            "state": state,
-            "extension": ext,
-            "direction": "inbound" if inbound else "outbound",
-            "caller": REMOTE if inbound else ext,
-            "callee": ext if inbound else REMOTE,
-            "updated": at(seconds),
-            **fields,
-        }
-    )
-
-
-def line(ext: str, value: str, seconds: float) -> StateEvent:
-    return parse_state({"extension": ext, "line": value, "updated": at(seconds)})
 
 
 def feed(tenant: Tenant, *events: CallEvent | StateEvent) -> None:
