@@ -34,10 +34,14 @@ uuid, an internal call has one uuid per extension):
 
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.db import connection
+
 from ctiboard.cti.events import CallEvent
+from ctiboard.lib.bulk import update_rows
 from ctiboard.pbx.models import Extension
 from ctiboard.webhooks import outbox as webhooks
 
@@ -52,16 +56,61 @@ ERROR_OUTCOMES = {"reject": Outcome.REJECTED, "busy": Outcome.BUSY, "cancel": Ou
 _RANK: dict[str, int] = {CallState.IN_CALL: 2, CallState.RINGING: 1, CallState.UNKNOWN: 0}
 
 Key = tuple[str, str]  # (call uuid, extension number)
+# What a finished leg writes into its CallRecord.
+RECORD_FIELDS = [
+    "direction",
+    "partner",
+    "outcome",
+    "error",
+    "unknown_states",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "ended_by",
+    "ring_seconds",
+    "talk_seconds",
+]
+# What tracking changes on an active leg.
+ACTIVE_CALL_FIELDS = (
+    "direction",
+    "partner",
+    "state",
+    "raw_state",
+    "unknown_states",
+    "error",
+    "started_at",
+    "answered_at",
+    "last_event_at",
+)
+
+
+# Legs with a CallRecord that the worker remembers (the latest, from before it started and
+# since): only for these is the database asked whether a "new" leg is an old one coming back.
+# Late events come seconds or minutes after a leg ended, not thousands of calls later.
+REMEMBERED_RECORDS = 20_000
 
 
 @dataclass
 class CallBook:
-    """The worker's copy of one tenant's active call legs (it is the only writer)."""
+    """The worker's copy of one tenant's active call legs (it is the only writer).
+
+    Changes of active legs are written once per batch (``flush``), not once per event: a leg
+    that rings and ends within one batch never touches the ActiveCall table.
+    """
 
     tenant_id: int
     active: dict[Key, ActiveCall] = field(default_factory=dict)
     # time.monotonic() of the last event received per leg (this process's clock only).
     heard: dict[Key, float] = field(default_factory=dict)
+    # The same legs by extension number, then call uuid.
+    by_number: dict[str, dict[str, ActiveCall]] = field(default_factory=dict)
+    dirty: dict[Key, ActiveCall] = field(default_factory=dict)
+    # uuid -> extension numbers of its legs with a CallRecord, oldest uuid first.
+    recorded: OrderedDict[str, set[str]] = field(default_factory=OrderedDict)
+    # Legs ended (or reopened under a new id) since the last flush: their rows go.
+    deleted: list[int] = field(default_factory=list)
+    # The tenant's webhooks, read at most once per batch and only if a call event needs them.
+    _subscribers: list[webhooks.Subscriber] | None = None
 
     @classmethod
     def load(cls, tenant_id: int, extensions: dict[str, Extension]) -> "CallBook":
@@ -71,12 +120,72 @@ class CallBook:
             extension = by_id.get(call.extension_id)
             if extension is not None:
                 call.extension = extension
-                book.active[(call.uuid, extension.number)] = call
-                book.heard[(call.uuid, extension.number)] = time.monotonic()
+                book.track(call)
+        latest = CallRecord.objects.filter(tenant_id=tenant_id).order_by("-ended_at")
+        numbers = {extension.pk: number for number, extension in extensions.items()}
+        rows = latest.values_list("uuid", "extension_id")[:REMEMBERED_RECORDS]
+        for uuid, extension_id in list(rows)[::-1]:
+            if extension_id in numbers:
+                book.remember_record((uuid, numbers[extension_id]))
         return book
 
     def legs_of(self, number: str) -> list[ActiveCall]:
-        return [call for (_, leg_number), call in self.active.items() if leg_number == number]
+        return list(self.by_number.get(number, {}).values())
+
+    def track(self, call: ActiveCall) -> None:
+        key = (call.uuid, call.extension.number)
+        self.active[key] = call
+        self.by_number.setdefault(key[1], {})[key[0]] = call
+        self.heard[key] = time.monotonic()
+
+    def forget(self, call: ActiveCall) -> None:
+        key = (call.uuid, call.extension.number)
+        self.active.pop(key, None)
+        self.heard.pop(key, None)
+        self.dirty.pop(key, None)
+        legs = self.by_number.get(key[1])
+        if legs is not None:
+            legs.pop(key[0], None)
+            if not legs:
+                del self.by_number[key[1]]
+
+    def remember_record(self, key: Key) -> None:
+        uuid, number = key
+        self.recorded.setdefault(uuid, set()).add(number)
+        self.recorded.move_to_end(uuid)
+        if len(self.recorded) > REMEMBERED_RECORDS:
+            self.recorded.popitem(last=False)
+
+    def forget_record(self, key: Key) -> None:
+        numbers = self.recorded.get(key[0])
+        if numbers is not None:
+            numbers.discard(key[1])
+
+    def may_have_record(self, key: Key) -> bool:
+        return key[1] in self.recorded.get(key[0], ())
+
+    def may_have_records_of(self, uuid: str) -> bool:
+        return bool(self.recorded.get(uuid))
+
+    def subscribers(self) -> list[webhooks.Subscriber]:
+        if self._subscribers is None:
+            self._subscribers = webhooks.subscribers_of(self.tenant_id)
+        return self._subscribers
+
+    def flush(self) -> None:
+        """Inside the batch's transaction: write the legs changed since the last flush."""
+        if self.deleted:
+            ActiveCall.objects.filter(pk__in=self.deleted).delete()
+            self.deleted = []
+        new = [call for call in self.dirty.values() if call.pk is None]
+        if new and connection.features.can_return_rows_from_bulk_insert:
+            ActiveCall.objects.bulk_create(new)
+        else:
+            for call in new:
+                call.save()
+        update_rows([call for call in self.dirty.values() if call not in new], ACTIVE_CALL_FIELDS)
+        self.dirty.clear()
+        self._subscribers = None
 
 
 def apply_event(book: CallBook, extension: Extension, event: CallEvent, now: datetime) -> bool:
@@ -99,14 +208,14 @@ def apply_event(book: CallBook, extension: Extension, event: CallEvent, now: dat
             _refine(record, state, at)
             return False
         if record is not None:
-            call = _reopen(record, extension)
+            call = _reopen(book, record, extension)
         else:
             call = _new_leg(book, extension, event, at)
-        book.active[key] = call
+        book.track(call)
     book.heard[key] = time.monotonic()
-    _update(call, extension, event, state, at)
-    call.save()
-    if state == "answer":
+    _update(book, call, extension, event, state, at)
+    book.dirty[key] = call
+    if state == "answer" and book.may_have_records_of(event.uuid):
         # Hunt group: the legs that rang under this uuid and stopped were answered here.
         CallRecord.objects.filter(
             tenant_id=book.tenant_id, uuid=event.uuid, outcome=Outcome.MISSED
@@ -187,7 +296,12 @@ def _new_leg(book: CallBook, extension: Extension, event: CallEvent, at: datetim
 
 
 def _update(
-    call: ActiveCall, extension: Extension, event: CallEvent, state: str, at: datetime
+    book: CallBook,
+    call: ActiveCall,
+    extension: Extension,
+    event: CallEvent,
+    state: str,
+    at: datetime,
 ) -> None:
     call.raw_state = state[:40]
     if event.direction:
@@ -203,11 +317,11 @@ def _update(
             call.started_at = at if call.started_at is None else min(call.started_at, at)
         if call.state == CallState.UNKNOWN:
             call.state = CallState.RINGING
-            webhooks.enqueue(webhooks.RINGING, call)
+            webhooks.enqueue(webhooks.RINGING, call, subscribers=book.subscribers())
     elif state == "answer":
         call.state = CallState.IN_CALL
         if call.answered_at is None:
-            webhooks.enqueue(webhooks.ANSWERED, call, at=at)
+            webhooks.enqueue(webhooks.ANSWERED, call, at=at, subscribers=book.subscribers())
         call.answered_at = at if call.answered_at is None else min(call.answered_at, at)
     elif state != "end":
         call.unknown_states = _noted(call.unknown_states, state or "(none)")
@@ -224,12 +338,14 @@ def _noted(seen: str, state: str) -> str:
 
 
 def _record(book: CallBook, uuid: str, extension: Extension) -> CallRecord | None:
+    if not book.may_have_record((uuid, extension.number)):
+        return None
     return CallRecord.objects.filter(
         tenant_id=book.tenant_id, uuid=uuid, extension=extension
     ).first()
 
 
-def _reopen(record: CallRecord, extension: Extension) -> ActiveCall:
+def _reopen(book: CallBook, record: CallRecord, extension: Extension) -> ActiveCall:
     """A leg ended because its line went idle shows life after all: it goes on."""
     if record.answered_at is not None:
         state = CallState.IN_CALL
@@ -251,6 +367,7 @@ def _reopen(record: CallRecord, extension: Extension) -> ActiveCall:
         last_event_at=record.ended_at,
     )
     record.delete()
+    book.forget_record((record.uuid, extension.number))
     return call
 
 
@@ -260,29 +377,34 @@ def _reopen(record: CallRecord, extension: Extension) -> ActiveCall:
 def _finish(
     book: CallBook, call: ActiveCall, at: datetime, ended_by: EndedBy, error: str
 ) -> CallRecord:
-    outcome = _outcome(book, call, error)
-    record, _ = CallRecord.objects.update_or_create(
+    record = CallRecord(
         tenant_id=call.tenant_id,
         uuid=call.uuid,
         extension=call.extension,
-        defaults={
-            "direction": call.direction,
-            "partner": call.partner,
-            "outcome": outcome,
-            "error": error[:40],
-            "unknown_states": call.unknown_states,
-            "started_at": call.started_at,
-            "answered_at": call.answered_at,
-            "ended_at": at,
-            "ended_by": ended_by,
-            **_durations(call.started_at, call.answered_at, at),
-        },
+        direction=call.direction,
+        partner=call.partner,
+        outcome=_outcome(book, call, error),
+        error=error[:40],
+        unknown_states=call.unknown_states,
+        started_at=call.started_at,
+        answered_at=call.answered_at,
+        ended_at=at,
+        ended_by=ended_by,
+        **_durations(call.started_at, call.answered_at, at),
     )
-    webhooks.enqueue(webhooks.ENDED, record)
+    # One statement whether or not the leg has a record already (it ended by an idle line
+    # and came back): the new one replaces it.
+    CallRecord.objects.bulk_create(
+        [record],
+        update_conflicts=True,
+        unique_fields=["tenant", "uuid", "extension"],
+        update_fields=RECORD_FIELDS,
+    )
+    book.remember_record((call.uuid, call.extension.number))
+    webhooks.enqueue(webhooks.ENDED, record, subscribers=book.subscribers())
     if call.pk is not None:
-        call.delete()
-    book.active.pop((call.uuid, call.extension.number), None)
-    book.heard.pop((call.uuid, call.extension.number), None)
+        book.deleted.append(call.pk)
+    book.forget(call)
     return record
 
 
@@ -306,7 +428,7 @@ def _answered_elsewhere(book: CallBook, call: ActiveCall) -> bool:
     for (uuid, number), other in book.active.items():
         if uuid == call.uuid and number != call.extension.number and other.answered_at:
             return True
-    return (
+    return book.may_have_records_of(call.uuid) and (
         CallRecord.objects.filter(
             tenant_id=book.tenant_id, uuid=call.uuid, outcome=Outcome.ANSWERED
         )
@@ -332,16 +454,23 @@ def _hangup_of_unknown_leg(
     if record is None:
         # Started before the stream connected: a call ended, nothing more is known.
         error = event.error or ""
-        CallRecord.objects.create(
-            tenant_id=book.tenant_id,
-            extension=extension,
-            uuid=event.uuid,
-            direction=(event.direction or "")[:16],
-            partner=_partner(event, extension.number)[:64],
-            outcome=_error_outcome(error, event.direction),
-            error=error[:40],
-            ended_at=at,
-            ended_by=EndedBy.HANGUP,
+        book.remember_record((event.uuid, extension.number))
+        # A record older than the book remembers is kept: it knows more than this hangup.
+        CallRecord.objects.bulk_create(
+            [
+                CallRecord(
+                    tenant_id=book.tenant_id,
+                    extension=extension,
+                    uuid=event.uuid,
+                    direction=(event.direction or "")[:16],
+                    partner=_partner(event, extension.number)[:64],
+                    outcome=_error_outcome(error, event.direction),
+                    error=error[:40],
+                    ended_at=at,
+                    ended_by=EndedBy.HANGUP,
+                )
+            ],
+            ignore_conflicts=True,
         )
         return
     if record.ended_by == EndedBy.LINE_IDLE:

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from ctiboard.calls import tracking
 from ctiboard.cti.events import CallEvent, ExtensionData, StateEvent
+from ctiboard.lib.bulk import update_rows
 from ctiboard.ops.metrics import EVENTS_INGESTED
 
 from . import events
@@ -26,7 +27,7 @@ from .models import ConnectionStatus, Extension, Tenant
 
 logger = logging.getLogger(__name__)
 
-# Everything of an extension the worker writes, in one bulk update.
+# Everything of an extension the worker writes, in one statement per batch.
 LIVE_FIELDS = [
     "line",
     "presence",
@@ -103,7 +104,7 @@ def _stamp(state: TenantState, changed: list[Extension]) -> None:
     for extension in changed:
         state.seq += 1
         extension.seq = state.seq
-    Extension.objects.bulk_update(changed, ["seq"])
+    update_rows(changed, ["seq"])
     Tenant.objects.filter(pk=state.tenant_id).update(event_seq=state.seq)
 
 
@@ -144,6 +145,7 @@ def apply(state: TenantState, received: Sequence[StateEvent | CallEvent]) -> lis
         for number, extension in calls_changed.items():
             if tracking.show_current_call(state.calls, extension):
                 changed[number] = extension
+        state.calls.flush()
         _save(state, list(changed.values()), now, events_received=bool(received))
     return list(changed.values())
 
@@ -168,6 +170,7 @@ def reconcile_calls(state: TenantState) -> list[Extension]:
                 and tracking.show_current_call(state.calls, extension)
             ):
                 changed.append(extension)
+        state.calls.flush()
         _save(state, changed, now)
     return changed
 
@@ -189,6 +192,7 @@ def sweep_calls(state: TenantState, grace: float) -> list[Extension]:
                 state.calls, extension, quiet_since
             ) and tracking.show_current_call(state.calls, extension):
                 changed.append(extension)
+        state.calls.flush()
         _save(state, changed, now)
     return changed
 
@@ -248,7 +252,7 @@ def _save(
         for extension in changed:
             state.seq += 1
             extension.seq = state.seq
-        Extension.objects.bulk_update(changed, LIVE_FIELDS)
+        update_rows(changed, LIVE_FIELDS)
         tenant_fields["event_seq"] = state.seq
         events.extensions_changed(changed)
     clock = time.monotonic()

@@ -4,9 +4,8 @@ talks to the network: a slow or dead endpoint cannot hold up the ingest (``dispa
 """
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
-
-from django.db.models import Exists, OuterRef
 
 from ctiboard.calls.models import ActiveCall, CallRecord
 
@@ -18,23 +17,61 @@ logger = logging.getLogger(__name__)
 RINGING, ANSWERED, ENDED = Event.RINGING, Event.ANSWERED, Event.ENDED
 
 
-def enqueue(event: Event, leg: ActiveCall | CallRecord, *, at: datetime | None = None) -> int:
-    """Inside the caller's transaction: queue ``event`` of this call leg (at ``at``, by default
-    the leg's own time of it) for every enabled webhook of its tenant that wants the event and
-    watches the leg's extension; returns how many."""
-    extension = leg.extension
-    extension_choices = Webhook.extensions.through.objects.filter(webhook=OuterRef("pk"))
-    group_choices = Webhook.groups.through.objects.filter(webhook=OuterRef("pk"))
-    hooks = list(
-        Webhook.objects.filter(tenant_id=leg.tenant_id, enabled=True, **{EVENT_FLAGS[event]: True})
-        .filter(
-            (~Exists(extension_choices) & ~Exists(group_choices))
-            | Exists(extension_choices.filter(extension_id=extension.pk))
-            | Exists(group_choices.filter(extensiongroup__extensions=extension.pk))
+@dataclass(frozen=True)
+class Subscriber:
+    """An enabled webhook and the extensions it watches (None: every extension)."""
+
+    webhook: Webhook
+    extension_ids: frozenset[int] | None
+
+    def wants(self, event: Event, extension_id: int) -> bool:
+        return bool(getattr(self.webhook, EVENT_FLAGS[event])) and (
+            self.extension_ids is None or extension_id in self.extension_ids
         )
+
+
+def subscribers_of(tenant_id: int) -> list[Subscriber]:
+    """The tenant's enabled webhooks: one query, three if it has any."""
+    hooks = list(
+        Webhook.objects.filter(tenant_id=tenant_id, enabled=True)
         .select_related("tenant")
         .order_by("pk")
     )
+    if not hooks:
+        return []
+    watched: dict[int, set[int]] = {}
+    for hook_id, extension_id in Webhook.extensions.through.objects.filter(
+        webhook__in=hooks
+    ).values_list("webhook_id", "extension_id"):
+        watched.setdefault(hook_id, set()).add(extension_id)
+    for hook_id, extension_id in Webhook.groups.through.objects.filter(
+        webhook__in=hooks
+    ).values_list("webhook_id", "extensiongroup__extensions"):
+        # A chosen group without members still restricts the webhook (to nobody).
+        members = watched.setdefault(hook_id, set())
+        if extension_id is not None:
+            members.add(extension_id)
+    return [
+        Subscriber(hook, frozenset(watched[hook.pk]) if hook.pk in watched else None)
+        for hook in hooks
+    ]
+
+
+def enqueue(
+    event: Event,
+    leg: ActiveCall | CallRecord,
+    *,
+    at: datetime | None = None,
+    subscribers: list[Subscriber] | None = None,
+) -> int:
+    """Inside the caller's transaction: queue ``event`` of this call leg (at ``at``, by default
+    the leg's own time of it) for every enabled webhook of its tenant that wants the event and
+    watches the leg's extension; returns how many. ``subscribers``: the tenant's, if the
+    caller has read them already (the ingest worker reads them once per batch)."""
+    extension = leg.extension
+    if subscribers is None:
+        subscribers = subscribers_of(leg.tenant_id)
+    hooks = [s.webhook for s in subscribers if s.wants(event, extension.pk)]
     if not hooks:
         return 0
     record = leg if isinstance(leg, CallRecord) else None

@@ -7,6 +7,8 @@ leg's ``hangup``), and the real-traffic oddities.
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from ctiboard.calls.models import ActiveCall, CallRecord, CallState, EndedBy, Outcome
 from ctiboard.cti.events import CallEvent, StateEvent, parse_call
@@ -315,3 +317,96 @@ def test_unattributable_and_foreign_events_are_skipped(state: store.TenantState)
     )
     assert list(ActiveCall.objects.values_list("uuid", flat=True)) == ["u3"]
     assert Extension.objects.filter(number="777", tenant_id=state.tenant_id).exists()
+
+
+# --- after a restart, and what a batch writes ---------------------------------------------
+
+
+def restarted(state: store.TenantState) -> store.TenantState:
+    """The worker's state as a new worker process loads it."""
+    return store.load_state(state.tenant_id)
+
+
+def test_late_events_refine_a_record_from_before_the_worker_started(
+    state: store.TenantState,
+) -> None:
+    feed(state, call("u1", "answer", seconds=2), call("u1", "hangup", seconds=10))
+    state = restarted(state)
+    feed(state, call("u1", "ring", seconds=0))
+    assert not ActiveCall.objects.exists()
+    assert (the_record("u1").started_at, the_record("u1").ring_seconds) == (T0, 2.0)
+
+
+def test_a_leg_ended_by_an_idle_line_reopens_after_the_worker_restarted(
+    state: store.TenantState,
+) -> None:
+    feed(state, call("u1", "ring", seconds=0), line("100", "idle", 1))
+    state = restarted(state)
+    feed(state, call("u1", "answer", seconds=2))
+    assert not CallRecord.objects.exists()
+    assert ActiveCall.objects.get(uuid="u1").state == CallState.IN_CALL
+    feed(state, call("u1", "hangup", seconds=12))
+    record = the_record("u1")
+    assert (record.outcome, record.ended_by, record.talk_seconds) == (
+        Outcome.ANSWERED,
+        EndedBy.HANGUP,
+        10.0,
+    )
+
+
+def test_a_hangup_never_overwrites_a_record_the_worker_forgot(
+    state: store.TenantState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    feed(state, call("u1", "ring", seconds=0), call("u1", "answer", seconds=1))
+    feed(state, call("u1", "hangup", seconds=31))
+    monkeypatch.setattr("ctiboard.calls.tracking.REMEMBERED_RECORDS", 0)
+    state = restarted(state)
+    # A stray hangup of that leg, repeated much later: the record keeps what it knew.
+    feed(state, call("u1", "hangup", seconds=40, error="cancel"))
+    record = the_record("u1")
+    assert (record.outcome, record.talk_seconds) == (Outcome.ANSWERED, 30.0)
+
+
+def activecall_statements(queries: CaptureQueriesContext) -> list[str]:
+    """The statements that wrote active legs (an executemany is logged as "N times: …")."""
+    statements = [q["sql"].split(" times: ")[-1] for q in queries.captured_queries]
+    return [
+        sql.split()[0]
+        for sql in statements
+        if "calls_activecall" in sql and not sql.startswith("SELECT")
+    ]
+
+
+def test_a_batch_writes_its_legs_once(state: store.TenantState) -> None:
+    uuids = [f"u{i}" for i in range(20)]
+    with CaptureQueriesContext(connection) as queries:
+        feed(state, *(call(uuid, "ring", seconds=0) for uuid in uuids))
+    assert activecall_statements(queries) == ["INSERT"]
+    with CaptureQueriesContext(connection) as queries:
+        feed(state, *(call(uuid, "answer", seconds=1) for uuid in uuids))
+    assert activecall_statements(queries) == ["UPDATE"]
+    assert set(ActiveCall.objects.values_list("state", flat=True)) == {CallState.IN_CALL}
+    with CaptureQueriesContext(connection) as queries:
+        feed(state, *(call(uuid, "hangup", seconds=9) for uuid in uuids))
+    assert activecall_statements(queries) == ["DELETE"]
+    assert not ActiveCall.objects.exists()
+    assert CallRecord.objects.filter(outcome=Outcome.ANSWERED).count() == 20
+
+
+def test_a_leg_that_starts_and_ends_in_one_batch_never_becomes_an_active_row(
+    state: store.TenantState,
+) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        feed(state, call("u1", "ring", seconds=0), call("u1", "hangup", seconds=5))
+    assert activecall_statements(queries) == []
+    assert the_record("u1").outcome == Outcome.MISSED
+
+
+def test_a_batch_of_call_events_reads_the_webhooks_once(state: store.TenantState) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        feed(
+            state,
+            *(call(f"u{i}", "ring", seconds=0) for i in range(10)),
+            *(call(f"u{i}", "hangup", seconds=3) for i in range(10)),
+        )
+    assert sum("webhooks_webhook" in q["sql"] for q in queries.captured_queries) == 1
