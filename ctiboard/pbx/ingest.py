@@ -534,8 +534,15 @@ class Supervisor:
         # again in this process before its previous stream has ended.
         self._stopping: dict[int, asyncio.Task[None]] = {}
         # Lease rounds get a thread (and database connection) of their own: a slow batch of
-        # state writes must not hold up the renewal of the very leases it depends on.
-        self._lease_thread = ThreadPoolExecutor(1, thread_name_prefix="ingest-leases")
+        # state writes must not hold up the renewal of the very leases it depends on. Not on
+        # SQLite (one worker, the demo): there a second writer only races the state writes
+        # for the file lock, and its busy handler loses every race under load. In the writes'
+        # thread a round waits for one batch at most.
+        self._lease_thread = (
+            None
+            if connections["default"].vendor == "sqlite"
+            else ThreadPoolExecutor(1, thread_name_prefix="ingest-leases")
+        )
 
     @property
     def worker_id(self) -> str:
@@ -563,13 +570,13 @@ class Supervisor:
         # The database stamps every lease this round renews or takes with now() + ttl, and
         # its now() is later than this moment: until valid_until the leases are surely ours.
         sent = loop.time()
-        plan = await loop.run_in_executor(self._lease_thread, self._plan, set(self.running))
+        plan = await self._leasing(self._plan, set(self.running))
         valid_until = sent + self.leases.ttl * (1 - LEASE_SAFETY_MARGIN)
         for tenant_id in list(self.running):
             if tenant_id not in plan.held:
                 await self._stop(tenant_id, drain=tenant_id not in plan.lost)
         if plan.release:
-            await loop.run_in_executor(self._lease_thread, self.leases.release, plan.release)
+            await self._leasing(self.leases.release, plan.release)
         if loop.time() >= valid_until:
             logger.warning("lease round took longer than the lease is surely valid; stopping")
             for tenant_id in list(self.running):
@@ -595,6 +602,12 @@ class Supervisor:
         LEASES_HELD.set(len(self.running))
         # In the event loop's thread: the status push must reach the demo's in-memory layer.
         await sync_to_async(_mark_disabled)(plan.disabled)
+
+    async def _leasing(self, function: Callable[..., _R], *args: object) -> _R:
+        if self._lease_thread is None:
+            return await _db(function, *args)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._lease_thread, function, *args)
 
     def _plan(self, running: set[int]) -> "_Plan":
         """One lease round, in the lease thread: heartbeat, renew, shed, take."""
@@ -667,20 +680,21 @@ class Supervisor:
         for tenant_id in list(self.running):
             await self._stop(tenant_id)
         await asyncio.gather(*self._stopping.values(), return_exceptions=True)
-        loop = asyncio.get_running_loop()
         try:
             # Hand every tenant over at once instead of after the lease ttl.
-            await loop.run_in_executor(self._lease_thread, self._retire)
+            await self._leasing(self._retire)
         except Exception:
             logger.exception("could not release the leases; they expire by themselves")
-        self._lease_thread.shutdown(wait=False)
+        if self._lease_thread is not None:
+            self._lease_thread.shutdown(wait=False)
 
     def _retire(self) -> None:
         close_old_connections()
         try:
             self.leases.retire()
         finally:
-            connections.close_all()  # this thread's; it ends with the worker
+            if self._lease_thread is not None:
+                connections.close_all()  # this thread's; it ends with the worker
 
 
 # Streams stop this fraction of the lease ttl before the database could let another take over.

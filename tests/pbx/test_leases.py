@@ -4,16 +4,21 @@ Expiry is simulated by moving ``expires_at`` into the past, never by waiting for
 """
 
 import asyncio
+import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from ctiboard.pbx.ingest import Supervisor
 from ctiboard.pbx.leases import Leases, fair_share, live_holders
-from ctiboard.pbx.models import IngestLease, IngestWorker
+from ctiboard.pbx.models import IngestLease, IngestWorker, Tenant
 from tests.conftest import make_company
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -156,6 +161,44 @@ async def test_streams_stop_when_leases_cannot_be_renewed() -> None:
         # The lease in the database is still valid: the stream stopped before it ran out.
         lease = await IngestLease.objects.aget(pk=company.tenant.pk)
         assert lease.holder == "cut-off"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_busy_writer_does_not_cost_the_worker_its_lease_on_sqlite(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SQLite has one write lock: lease rounds queue behind the state writes instead of racing
+    them (they used to lose every race under load and stop the stream)."""
+    company = await sync_to_async(make_company)(count=1)
+    supervisor = Supervisor(poll_interval=0.1, lease_ttl=1.5, worker_id="busy")
+    task = asyncio.create_task(supervisor.run())
+
+    def write_for_a_while() -> None:
+        # What a batch of state writes does to the lock: a write transaction, held a while.
+        with transaction.atomic():
+            Tenant.objects.filter(pk=company.tenant.pk).update(event_seq=F("event_seq") + 1)
+            time.sleep(0.05)
+
+    try:
+
+        def running() -> bool:
+            """the tenant's stream runs"""
+            return company.tenant.pk in supervisor.running
+
+        await eventually(running)
+        stream = supervisor.running[company.tenant.pk][1]
+        until = time.monotonic() + 4 * supervisor.leases.ttl
+        while time.monotonic() < until:
+            await database_sync_to_async(write_for_a_while)()
+        assert supervisor.running.get(company.tenant.pk, (None, None))[1] is stream
+        lease_warnings = [
+            r.getMessage()
+            for r in caplog.records
+            if r.levelno >= logging.WARNING and "lease" in r.getMessage()
+        ]
+        assert lease_warnings == []
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
