@@ -41,5 +41,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-m", "ctiboard.ops.probe"]
 # Daphne closes board sockets with 1012 on SIGTERM; browsers reconnect to another process.
+# The message size cap applies to what Daphne sends too (ctiboard.lib.serve explains it).
 STOPSIGNAL SIGTERM
-CMD ["daphne", "--bind", "0.0.0.0", "--port", "8000", "--proxy-headers", "ctiboard.asgi:application"]
+CMD ["daphne", "--bind", "0.0.0.0", "--port", "8000", "--proxy-headers", "--websocket-max-message-size", "16777216", "ctiboard.asgi:application"]

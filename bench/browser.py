@@ -5,8 +5,9 @@ opens and closes, and a MutationObserver notes, with ``performance.timeOrigin +
 performance.now()`` (this machine's wall clock, sub-millisecond), every element with an
 ``ext-…`` id that is swapped into the DOM, together with the ``datetime`` of its ``<time>``:
 the tile shows when its line changed, which is the simulator's emission time (``updated`` of the
-state event, ``time.time_ns()`` when the simulator published it). A replaced ``#tiles`` element
-is a full grid (initial or resync).
+state event, ``time.time_ns()`` when the simulator published it). A swapped-in ``#pbx-status``
+ends a sync (initial or resync): the socket sends the PBX status last, after the whole grid (in
+one message or several) or after the tiles changed since the page's grid.
 """
 
 import re
@@ -54,7 +55,7 @@ INIT_SCRIPT = """
     for (const record of records) {
       for (const node of record.addedNodes) {
         if (node.nodeType !== 1 || !node.id) continue;
-        if (node.id === 'tiles') { bench.grids.push(t); continue; }
+        if (node.id === 'pbx-status') { bench.grids.push(t); continue; }
         if (bench.recording && node.id.startsWith('ext-')) {
           const time = lineTime(node);
           bench.swaps.push([t, node.id, time ? time.getAttribute('datetime') : null]);

@@ -1,7 +1,13 @@
 """The board's WebSocket: htmx out-of-band swaps of exactly the tiles this user may see."""
 
+import asyncio
 import json
 import logging
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -10,7 +16,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, QueryDict
 from django.template.loader import render_to_string
 from django.utils import translation
 
@@ -20,9 +26,17 @@ from ctiboard.ops.metrics import observe_push
 from ctiboard.pbx.events import tenant_group, user_group
 from ctiboard.pbx.models import CallAttempt, Extension, Tenant
 
-from .grid import BoardView, Grid, build_grid, partner_contacts
+from .grid import BoardView, build_grid, partner_contacts
 from .incoming import Ring, ring_of
-from .rendering import render_call_oob, render_grid_oob, render_status_oob, render_tile_oob
+from .rendering import (
+    pack,
+    render_call_oob,
+    render_grid_messages,
+    render_grid_version_oob,
+    render_status_oob,
+    render_tile,
+    render_tile_oob,
+)
 from .viewer import Viewer, membership_for
 
 logger = logging.getLogger(__name__)
@@ -31,6 +45,87 @@ logger = logging.getLogger(__name__)
 CLOSE_NOT_ALLOWED = 4403
 # A view message is a query string; anything longer is not from our page.
 MAX_MESSAGE = 2000
+# A socket whose page is more changes behind than this gets the whole grid, not the tiles
+# changed since: by then most tiles changed anyway, and a full grid also puts them back in
+# the page's sort order (board.js only re-sorts pushed tiles for "sort by status").
+MAX_CHANGES_SINCE_PAGE = 10_000
+
+
+@dataclass(frozen=True)
+class PageGrid:
+    """What the browser shows, from the socket URL (board.js copies it from #grid-version)."""
+
+    seq: int
+    fingerprint: str
+
+    @classmethod
+    def from_query(cls, query: QueryDict) -> "PageGrid | None":
+        since, fingerprint = query.get("since", ""), query.get("grid", "")
+        if not since or not since.isdigit() or not fingerprint or len(fingerprint) > 64:
+            return None
+        return cls(int(since), fingerprint)
+
+
+# Sockets of equal rights share one frozenset of extension ids instead of a copy each, and
+# every socket of a tenant shares the tenant's sets: a set of 5,000 ids is ~660 KB with its
+# int objects, two or three of them per socket. Weak values: a set goes with its last socket.
+_SHARED_IDS: "weakref.WeakValueDictionary[int, frozenset[int]]" = weakref.WeakValueDictionary()
+_SHARED_IDS_LOCK = threading.Lock()
+
+
+def shared_ids(ids: Iterable[int]) -> frozenset[int]:
+    """The process's one frozenset of these ids (read-only, like every frozenset)."""
+    candidate = frozenset(ids)
+    key = hash(candidate)
+    with _SHARED_IDS_LOCK:
+        existing = _SHARED_IDS.get(key)
+        if existing is not None and existing == candidate:
+            return existing
+        # A different set under the same hash loses its slot; both stay correct, unshared.
+        _SHARED_IDS[key] = candidate
+        return candidate
+
+
+# The phonebook entries of one pushed batch's call partners, looked up once per process: every
+# details viewer's socket gets the same batch at the same moment, and 1,000 of them must not
+# run 1,000 identical queries. Keyed by the batch's numbers, so the result is exact.
+_BATCH_CONTACTS: "OrderedDict[tuple[Any, ...], asyncio.Task[dict[str, Contact]]]" = OrderedDict()
+_BATCH_CONTACTS_SIZE = 32
+
+
+async def batch_contacts(tenant: Tenant, payloads: list[dict[str, Any]]) -> dict[str, Contact]:
+    numbers = frozenset(p["call_partner"] for p in payloads if p.get("call_partner"))
+    seqs = [p["seq"] for p in payloads]
+    # The country code: lookup() reads national numbers with it.
+    key = (tenant.pk, tenant.country_code, min(seqs), max(seqs), numbers)
+    loop = asyncio.get_running_loop()
+    task = _BATCH_CONTACTS.get(key)
+    if task is None or task.get_loop() is not loop:
+        task = loop.create_task(database_sync_to_async(lookup_contacts)(tenant, numbers))
+        task.add_done_callback(lambda done: _forget_failed(key, done))
+        _BATCH_CONTACTS[key] = task
+        while len(_BATCH_CONTACTS) > _BATCH_CONTACTS_SIZE:
+            _BATCH_CONTACTS.popitem(last=False)
+    # Shielded: one socket closing while it waits must not cancel the lookup of the others.
+    return await asyncio.shield(task)
+
+
+def _forget_failed(key: tuple[Any, ...], task: "asyncio.Task[dict[str, Contact]]") -> None:
+    if (task.cancelled() or task.exception() is not None) and _BATCH_CONTACTS.get(key) is task:
+        del _BATCH_CONTACTS[key]
+
+
+@dataclass
+class Sync:
+    """What a socket sends to bring its browser up to date, and what it keeps from it."""
+
+    messages: list[str]
+    viewer: Viewer
+    seq: int
+    known: frozenset[int]
+    inactive: frozenset[int]
+    visible: frozenset[int]
+    ring: Ring | None
 
 
 def favourites_changed(user_id: int) -> None:
@@ -93,13 +188,15 @@ class BoardConsumer(AsyncWebsocketConsumer):
         if membership is None:
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
-        self.view = BoardView.from_query(self.scope.get("query_string", b"").decode("latin-1"))
+        query = QueryDict(self.scope.get("query_string", b"").decode("latin-1"))
+        self.view = BoardView.from_query(query)
         self.groups_joined = (tenant_group(membership.tenant_id), user_group(user.pk))
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        # Whatever happened while this socket was away: the full current state replaces it.
-        await self.send_everything()
+        # Whatever happened since the page was rendered (or the socket was away): what
+        # changed since, or the whole current state if more than tiles changed.
+        await self.send_everything(PageGrid.from_query(query))
 
     async def disconnect(self, code: int) -> None:
         for group in self.groups_joined:
@@ -121,45 +218,65 @@ class BoardConsumer(AsyncWebsocketConsumer):
             self.view = BoardView.from_query(message["view"].lstrip("?"))
 
     @database_sync_to_async
-    def _load(self) -> tuple[Grid | None, Ring | None, dict[int, bool]]:
+    def _load(self, page: PageGrid | None) -> Sync | None:
         # Fresh from the database: the user may have been deactivated since the socket opened.
         user = get_user_model().objects.filter(pk=self.scope["user"].pk).first()
         membership = membership_for(user, self.scope["url_route"]["kwargs"]["account"])
         if membership is None:
-            return None, None, {}
-        known = {
-            pk: active
-            for pk, active in Extension.objects.filter(tenant=membership.tenant).values_list(
-                "pk", "active"
-            )
-        }
+            return None
+        known = dict(Extension.objects.filter(tenant=membership.tenant).values_list("pk", "active"))
         grid = build_grid(user, membership, self.view)
-        own = next(
-            (t["ext"] for s in grid.sections for t in s.tiles if t["mine"]),
-            None,
+        viewer = grid.viewer
+        own = next((tile.ext for tile in grid.tiles() if tile.mine), None)
+        contacts = partner_contacts(viewer, [own] if own is not None else [])
+        ring = ring_of(own, viewer, contacts.get(own.call_partner) if own else None)
+        # The PBX status last: it ends every sync, however many messages it takes.
+        tail = [render_incoming_oob(ring), render_status_oob(viewer.tenant)]
+        if (
+            page is not None
+            and page.fingerprint == grid.fingerprint
+            and grid.seq - MAX_CHANGES_SINCE_PAGE <= page.seq <= grid.seq
+        ):
+            changed = [
+                render_tile(
+                    tile.ext,
+                    viewer,
+                    oob=True,
+                    hidden=tile.hidden,
+                    contact=tile.contact,
+                    scope=tile.scope,
+                )
+                for tile in grid.tiles()
+                if tile.ext.seq > page.seq
+            ]
+            messages = pack([*changed, render_grid_version_oob(grid), *tail])
+        else:
+            messages = render_grid_messages(grid, tail)
+        return Sync(
+            messages=messages,
+            viewer=viewer,
+            # Loaded after joining the tenant's group: nothing newer than this can be missed.
+            seq=viewer.tenant.event_seq,
+            known=shared_ids(known),
+            inactive=shared_ids(pk for pk, active in known.items() if not active),
+            visible=shared_ids(tile.ext.pk for tile in grid.tiles()),
+            ring=ring,
         )
-        contacts = partner_contacts(grid.viewer, [own] if own is not None else [])
-        ring = ring_of(own, grid.viewer, contacts.get(own.call_partner) if own else None)
-        return grid, ring, known
 
-    async def send_everything(self) -> None:
-        grid, ring, known = await self._load()
-        if grid is None:
+    async def send_everything(self, page: PageGrid | None = None) -> None:
+        sync = await self._load(page)
+        if sync is None:
             # Membership revoked while connected.
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
-        self.viewer = grid.viewer
-        # Loaded after joining the tenant's group: nothing newer than this can be missed.
-        self.seq = grid.viewer.tenant.event_seq
-        self.known = frozenset(known)
-        self.inactive = frozenset(pk for pk, active in known.items() if not active)
-        self.visible = frozenset(t["ext"].pk for s in grid.sections for t in s.tiles)
-        self.ring = ring
-        await self.send(
-            text_data=render_grid_oob(grid)
-            + render_status_oob(grid.viewer.tenant)
-            + render_incoming_oob(ring)
-        )
+        self.viewer = sync.viewer
+        self.seq = sync.seq
+        self.known = sync.known
+        self.inactive = sync.inactive
+        self.visible = sync.visible
+        self.ring = sync.ring
+        for message in sync.messages:
+            await self.send(text_data=message)
 
     # --- channel layer events, one handler each -------------------------------------------
 
@@ -194,7 +311,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
             return
         contacts: dict[str, Contact] = {}
         if viewer.details and any(extension.call_partner for extension in changed):
-            contacts = await database_sync_to_async(partner_contacts)(viewer, changed)
+            contacts = await batch_contacts(viewer.tenant, payloads)
         parts = [
             render_tile_oob(extension, viewer, contacts.get(extension.call_partner))
             for extension in changed
@@ -205,7 +322,9 @@ class BoardConsumer(AsyncWebsocketConsumer):
             if ring != self.ring:
                 self.ring = ring
                 parts.append(render_incoming_oob(ring))
-        await self.send(text_data="".join(parts))
+        # A batch can be large (the first extension sync of a tenant changes every tile).
+        for message in pack(parts):
+            await self.send(text_data=message)
 
     async def tenant_status(self, event: dict[str, Any]) -> None:
         tenant = await Tenant.objects.filter(pk=event["tenant_id"]).afirst()

@@ -2,6 +2,7 @@
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.template.loader import render_to_string
@@ -24,6 +25,11 @@ TILE = "board/board.html#tile"
 LINE_ORDER = ("ringing", "in-use", "idle", "offline", "unknown")
 # Line states with a running timer on the tile.
 TIMED_LINES = frozenset({"ringing", "in-use"})
+# The most a socket sends in one message. Daphne (autobahn) refuses to send a message over
+# its websocket_max_message_size (1 MiB unless raised; ctiboard.lib.serve raises it) and
+# closes the socket with 1011, so a large grid goes out in parts of a quarter of that: in
+# characters, which is at most 1 MiB in UTF-8 even if every character took four bytes.
+MESSAGE_BUDGET = 256 * 1024
 
 
 def partner_number(extension: Extension) -> tuple[str, bool]:
@@ -69,6 +75,16 @@ def tile_context(
     return context
 
 
+def tile_scope(viewer: Viewer) -> tuple[Any, ...]:
+    """What a tile's cache key holds that is the same for every tile of a grid (computed once)."""
+    return (
+        viewer.tenant.account,
+        viewer.tenant.crm_url_template,
+        get_language(),
+        timezone.localdate(),  # "since 14:03" becomes "since 27.11. 14:03" tomorrow
+    )
+
+
 _TILE_CACHE: OrderedDict[tuple[Any, ...], SafeString] = OrderedDict()
 _TILE_CACHE_SIZE = 20_000
 _TILE_CACHE_LOCK = threading.Lock()
@@ -81,13 +97,15 @@ def render_tile(
     oob: bool = False,
     hidden: bool = False,
     contact: "Contact | None" = None,
+    scope: tuple[Any, ...] | None = None,
 ) -> SafeString:
     """One render per (extension state, variant) per process, however many users watch.
 
     Page loads, grids and pushes all come through here: a board of 1,000 tiles is mostly a
     join of cached strings, and a reconnect storm after a restart renders each tile once.
     The key holds everything the tile shows (no request data: the tile's forms carry no CSRF
-    token, htmx sends it as a header), so a cached tile is never out of date.
+    token, htmx sends it as a header), so a cached tile is never out of date. ``scope`` is
+    ``tile_scope(viewer)``, passed in by callers that render many tiles.
     """
     key = (
         extension.pk,
@@ -101,10 +119,7 @@ def render_tile(
         extension.call_partner,
         extension.call_direction,
         extension.call_since,
-        viewer.tenant.account,
-        viewer.tenant.crm_url_template,
-        get_language(),
-        timezone.localdate(),  # "since 14:03" becomes "since 27.11. 14:03" tomorrow
+        *(scope if scope is not None else tile_scope(viewer)),
         *viewer.variant(extension),
         (contact.name, contact.vip) if contact else None,
         oob,
@@ -132,8 +147,70 @@ def grid_context(grid: "Grid") -> dict[str, Any]:
     return {"grid": grid, "view": grid.view, "account": grid.viewer.tenant.account}
 
 
-def render_grid_oob(grid: "Grid") -> str:
-    return render_to_string("board/board.html#grid", {**grid_context(grid), "oob": True})
+def render_grid_oob(grid: "Grid", *, skeleton: bool = False) -> str:
+    return render_to_string(
+        "board/board.html#grid", {**grid_context(grid), "oob": True, "skeleton": skeleton}
+    )
+
+
+def render_grid_version_oob(grid: "Grid") -> str:
+    return render_to_string("board/board.html#grid-version", {"grid": grid, "version_oob": True})
+
+
+def render_grid_messages(grid: "Grid", tail: Iterable[str] = ()) -> list[str]:
+    """The whole grid as socket messages of at most MESSAGE_BUDGET characters, then ``tail``.
+
+    A grid that fits goes as one message, as it always did. A larger one goes as its
+    skeleton (sections, titles, counts, hidden flags; no tiles), then its tiles appended to
+    their sections in order, a run of tiles per message, and last its #grid-version: the
+    browser ends up with the same DOM as from one message, and a socket cut in between
+    leaves no version behind, so the reconnect sends the whole grid again.
+    """
+    tail = list(tail)
+    size = sum(len(tile.html) for section in grid.sections for tile in section.tiles)
+    if size + sum(map(len, tail)) < MESSAGE_BUDGET * 3 // 4:
+        return ["".join([render_grid_oob(grid), *tail])]
+    parts = [render_grid_oob(grid, skeleton=True)]
+    for section in grid.sections:
+        run: list[str] = []
+        length = 0
+        for tile in section.tiles:
+            html = tile.html
+            if run and length + len(html) > MESSAGE_BUDGET - 200:
+                parts.append(_tiles_chunk(section.key, run))
+                run, length = [], 0
+            run.append(html)
+            length += len(html)
+        if run:
+            parts.append(_tiles_chunk(section.key, run))
+    return pack([*parts, render_grid_version_oob(grid), *tail])
+
+
+def _tiles_chunk(section_key: str, tiles: list[str]) -> str:
+    return render_to_string(
+        "board/board.html#tiles-chunk",
+        {"section_key": section_key, "tiles_html": mark_safe("".join(tiles))},  # noqa: S308
+    )
+
+
+def pack(parts: Iterable[str], budget: int = MESSAGE_BUDGET) -> list[str]:
+    """Out-of-band parts joined into as few messages as keep within ``budget`` each.
+
+    Every part is a complete element with its own hx-swap-oob, so a message may end after
+    any of them; a part larger than the budget goes alone.
+    """
+    messages: list[str] = []
+    current: list[str] = []
+    length = 0
+    for part in parts:
+        if current and length + len(part) > budget:
+            messages.append("".join(current))
+            current, length = [], 0
+        current.append(part)
+        length += len(part)
+    if current:
+        messages.append("".join(current))
+    return messages
 
 
 def render_status_oob(tenant: Tenant) -> str:

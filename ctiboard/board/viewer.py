@@ -3,7 +3,26 @@
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models.base import ModelState
+
 from ctiboard.pbx.models import Extension, Membership, Tenant
+
+# What a tile, the view's search/filters/sort and the own-phone banner read of an extension:
+# a board loads these columns only (not the API uuid, presence_since, ...).
+TILE_FIELDS = (
+    "id",
+    "tenant_id",
+    "number",
+    "name",
+    "line",
+    "presence",
+    "line_since",
+    "call_state",
+    "call_partner",
+    "call_direction",
+    "call_since",
+    "seq",
+)
 
 
 @dataclass(frozen=True)
@@ -58,4 +77,26 @@ def membership_for(user: Any, account: str) -> Membership | None:
 
 
 def visible_extensions(user: Any, tenant: Tenant) -> list[Extension]:
-    return list(Extension.objects.visible_to(user).filter(tenant=tenant).order_by("number"))
+    """The user's extensions of this tenant, by ``Extension.objects.visible_to``, for tiles.
+
+    A 5,000-tile board spent half its time in ``Model.__init__`` (signals, one setattr and
+    default per field, columns a tile never shows). The rows come as tuples and become
+    Extensions holding just the tile's columns, as ``.only(*TILE_FIELDS)`` would give at half
+    the cost; like there, reading another field costs a query.
+    """
+    rows = (
+        Extension.objects.visible_to(user)
+        .filter(tenant=tenant)
+        .order_by("number")
+        .values_list(*TILE_FIELDS)
+    )
+    return [_tile_extension(row, rows.db) for row in rows]
+
+
+def _tile_extension(row: tuple[Any, ...], db: str) -> Extension:
+    extension = Extension.__new__(Extension)
+    extension.__dict__.update(zip(TILE_FIELDS, row, strict=True))
+    state = ModelState()
+    state.adding, state.db = False, db
+    extension._state = state
+    return extension

@@ -64,10 +64,7 @@ def board_context(
     grid = build_grid(user, membership, view)
     tenant = membership.tenant
     attempt = CallAttempt.objects.filter(user=user, tenant=tenant).order_by("-created").first()
-    own = next(
-        (tile["ext"] for section in grid.sections for tile in section.tiles if tile["mine"]),
-        None,
-    )
+    own = next((tile.ext for tile in grid.tiles() if tile.mine), None)
     partners = [own.call_partner] if own is not None and grid.viewer.details else []
     # The phonebook is a call detail: line-only viewers never get names from it.
     if attempt is not None and attempt.callee_context == "global" and grid.viewer.details:

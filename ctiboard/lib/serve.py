@@ -14,6 +14,14 @@ logger = logging.getLogger(__name__)
 
 BackgroundFactory = Callable[[], Coroutine[Any, Any, None]]
 
+# Daphne's default (1 MiB) caps WebSocket messages in both directions: autobahn refuses to
+# *send* a larger one too, and the socket closes with 1011. The board sends its grid in parts
+# well below 1 MiB (board.rendering.MESSAGE_BUDGET), so this is headroom, not a requirement;
+# what browsers send is a few hundred bytes (BoardConsumer.receive ignores more than 2,000).
+# The frame size cap is left at 1 MiB: autobahn checks it on received frames only. The
+# Dockerfile passes the same to the daphne command line.
+WEBSOCKET_MAX_MESSAGE_SIZE = 16 * 2**20
+
 
 def serve(
     application: Any,
@@ -66,4 +74,5 @@ def serve(
         endpoints=build_endpoint_description_strings(host=host, port=port),
         signal_handlers=True,
         application_close_timeout=shutdown_timeout,
+        websocket_max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE,
     ).run()

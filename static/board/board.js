@@ -13,10 +13,21 @@
   // --- the socket: connect with the page's current view, reconnect soon ------------------
 
   // The consumer renders its grids (on connect and reconnect) for the view in the URL, so a
-  // reconnect keeps the search, filters and sort the page shows now.
+  // reconnect keeps the search, filters and sort the page shows now. #grid-version says what
+  // the tiles show (the tenant's event number they are at least as new as, and a fingerprint
+  // of the rest): if that is still current, the socket sends only the tiles changed since,
+  // not the whole grid the page has just rendered.
   htmx.createWebSocket = function (url) {
     var target = new URL(url, window.location.href);
-    target.search = window.location.search;
+    var params = new URLSearchParams(window.location.search);
+    params.delete("since");
+    params.delete("grid");
+    var version = document.getElementById("grid-version");
+    if (version && version.dataset.seq && version.dataset.grid) {
+      params.set("since", version.dataset.seq);
+      params.set("grid", version.dataset.grid);
+    }
+    target.search = params.toString();
     var socket = new WebSocket(target.toString(), []);
     socket.binaryType = htmx.config.wsBinaryType;
     return socket;
@@ -157,7 +168,13 @@
   var pushed = [];
   document.addEventListener("htmx:oobAfterSwap", function (evt) {
     var elt = evt.target;
-    if (elt && elt.matches && elt.matches("article.tile")) pushed.push(elt);
+    // A tile that replaced its older self. Tiles appended to their section (a large grid
+    // sent in parts) come filtered, sorted and counted by the server already.
+    var replaced = evt.detail && evt.detail.target;
+    if (elt && elt.matches && elt.matches("article.tile") &&
+        replaced && replaced.matches && replaced.matches("article.tile")) {
+      pushed.push(elt);
+    }
   });
 
   function applyToPushed() {
@@ -185,13 +202,17 @@
     return { id: tile.id, part: part };
   }
 
+  // Whether the memory is used up: put back, not needed, or its element will not come.
   function restoreFocus(memory) {
-    if (!memory) return;
+    if (!memory) return true;
     var active = document.activeElement;
-    if (active && active !== document.body && active.isConnected) return;
+    if (active && active !== document.body && active.isConnected) return true;
     var el = document.getElementById(memory.id);
-    if (el && memory.part) el = el.querySelector(memory.part) || el;
-    if (el && !el.closest("[hidden]")) el.focus({ preventScroll: true });
+    // Not there yet: a large grid arrives in several messages, its tiles after the sections.
+    if (!el) return false;
+    if (memory.part) el = el.querySelector(memory.part) || el;
+    if (!el.closest("[hidden]")) el.focus({ preventScroll: true });
+    return true;
   }
 
   // A request's swap and a socket message can interleave: keep what was focused until one
@@ -201,9 +222,12 @@
     focusMemory = rememberFocus() || focusMemory;
   }
   function restore() {
-    restoreFocus(focusMemory);
-    focusMemory = null;
+    if (restoreFocus(focusMemory)) focusMemory = null;
   }
+  // The user moved on: a tile arriving later must not take the focus back.
+  document.addEventListener("focusin", function () {
+    focusMemory = null;
+  });
   document.addEventListener("htmx:wsBeforeMessage", remember);
   document.addEventListener("htmx:beforeSwap", remember);
   document.addEventListener("htmx:afterSettle", function () {

@@ -132,7 +132,7 @@ def test_a_users_granted_group_comes_first(member: User, company: Company) -> No
     membership = Membership.objects.get(user=member)
     membership.groups.add(support)
     grid = build_grid(member, membership, BoardView())
-    assert [(s.title, [t["ext"].number for t in s.tiles]) for s in grid.sections] == [
+    assert [(s.title, [t.ext.number for t in s.tiles]) for s in grid.sections] == [
         ("Support", ["101", "102"])
     ]
 

@@ -301,3 +301,86 @@ def test_after_a_server_restart_the_page_reconnects_and_resyncs(
         page.context.close()
     finally:
         stop_demo(demo)
+
+
+# Every message the page's sockets receive: its length in characters.
+MESSAGE_SIZES = """
+window.__messages = [];
+const NativeSocket = window.WebSocket;
+window.WebSocket = class extends NativeSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener("message", (e) => window.__messages.push(e.data.length));
+  }
+};
+"""
+
+# #tiles as the user sees it, minus what moves by itself: the running timers and the classes
+# htmx and board.js set for a moment or for the socket's state.
+GRID_AS_SHOWN = """() => {
+  const tiles = document.getElementById("tiles").cloneNode(true);
+  tiles.querySelectorAll("time.timer").forEach((el) => { el.textContent = ""; });
+  tiles.querySelectorAll("*").forEach((el) => el.classList.remove("htmx-added", "htmx-settling"));
+  tiles.classList.remove("stale", "htmx-added", "htmx-settling");
+  return tiles.outerHTML;
+}"""
+
+
+def test_a_large_board_goes_live_and_its_grid_arrives_in_parts(
+    browser: Any, tmp_path: Path
+) -> None:
+    # 1,500 tiles are ~1.4 MB of HTML: in one message more than Daphne sends by default.
+    demo = start_demo(
+        tmp_path, free_port(), CTIBOARD_DEMO_TRAFFIC_RATE="0", CTIBOARD_DEMO_EXTENSIONS="1500"
+    )
+    try:
+        context = browser.new_context()
+        context.add_init_script(MESSAGE_SIZES)
+        page = context.new_page()
+        page.goto(f"{demo.url}/")
+        page.fill("#id_username", "alice")
+        page.fill("#id_password", "demo")
+        page.click(".login button[type=submit]")
+        # A view with hidden tiles, counts and a sort order of its own.
+        view = "?q=2&sort=name"
+        page.goto(f"{demo.url}/t/{ACCOUNT}/{view}")
+        page.wait_for_selector("#socket-status[data-state=live]")
+        expect(page.locator("#tiles article.tile")).to_have_count(1500)
+        # Right after the page's render nothing changed: the socket sends no grid again.
+        page.wait_for_function("window.__messages.length >= 1")
+        assert max(page.evaluate("window.__messages")) < 10_000
+
+        # A star pinned in another tab: this board gets the whole grid over its socket.
+        other = context.new_page()
+        other.goto(f"{demo.url}/t/{ACCOUNT}/")
+        pinned = other.locator("#tiles article.tile").nth(700)
+        number = pinned.get_attribute("data-number")
+        pinned.locator("button.star").click()
+        expect(other.locator("#tiles h2", has_text="Favourites")).to_have_count(1)
+        other.close()
+        favourites = page.locator('#tiles section[data-section="favourites"]')
+        expect(favourites).to_have_count(1, timeout=10_000)
+        # The skeleton came first, without a version: the version comes with the last part.
+        page.wait_for_selector("#grid-version[data-grid]", state="attached")
+        expect(favourites.locator("article.tile")).to_have_count(1)
+        expect(tile(page, number)).to_have_count(1)
+        sizes = page.evaluate("window.__messages")
+        assert sum(size > 100_000 for size in sizes) >= 3
+        assert max(sizes) < 2**20
+        page.wait_for_function(
+            "!document.querySelector('#tiles .htmx-added, #tiles .htmx-settling')"
+        )
+        from_socket = page.evaluate(GRID_AS_SHOWN)
+
+        # The same as the page renders it: sections, counts, hidden flags, order, version.
+        page.reload()
+        page.wait_for_selector("#socket-status[data-state=live]")
+        assert page.evaluate(GRID_AS_SHOWN) == from_socket
+        assert from_socket.count('<article id="ext-') == 1500
+        assert (
+            'hidden=""' in from_socket
+            and '<span id="grid-version" hidden="" data-seq=' in from_socket
+        )
+        context.close()
+    finally:
+        stop_demo(demo)

@@ -5,12 +5,16 @@ it sets is one the settings read, and the wiring between services is consistent.
 import json
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from django.core.management import get_commands, load_command_class
+
+from ctiboard.lib.serve import WEBSOCKET_MAX_MESSAGE_SIZE
 
 from .conftest import REPO
 
@@ -44,6 +48,19 @@ def default_command() -> list[str]:
     return json.loads(match[1])
 
 
+def daphne_max_message_size(arguments: list[str]) -> int:
+    """What Daphne's own parser makes of these arguments (in a process of its own: importing
+    daphne installs Twisted's asyncio reactor)."""
+    parse = (
+        "import sys; from daphne.cli import CommandLineInterface as CLI; "
+        "print(CLI().parser.parse_args(sys.argv[1:]).websocket_max_message_size)"
+    )
+    result = subprocess.run(  # noqa: S603 - our interpreter, our arguments
+        [sys.executable, "-c", parse, *arguments], capture_output=True, text=True, check=True
+    )
+    return int(result.stdout)
+
+
 def own_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         name: service
@@ -73,6 +90,9 @@ def test_every_ctiboard_service_runs_a_real_command(compose: dict[str, Any]) -> 
         if command[0] == "daphne":
             assert command[-1] == "ctiboard.asgi:application", name
             assert "--proxy-headers" in command, f"{name}: client addresses behind the proxy"
+            # Daphne caps the messages it sends too: headroom above its 1 MiB default, in a
+            # flag the installed daphne knows.
+            assert daphne_max_message_size(command[1:]) == WEBSOCKET_MAX_MESSAGE_SIZE, name
             seen.add("web")
             continue
         assert command[:2] == ["python", "manage.py"], f"{name}: {command}"
