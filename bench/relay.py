@@ -64,7 +64,9 @@ class Relay:
     def grid(self, oob: bool) -> str:
         swap = ' hx-swap-oob="true"' if oob else ""
         tiles = "".join(self.tile(number, False) for number in self.names)
-        return f'<div id="tiles" class="grid"{swap}>{tiles}</div>'
+        # As on the board, a sync ends with the PBX status (bench.browser waits for it).
+        status = f'<span id="pbx-status"{swap}></span>'
+        return f'<div id="tiles" class="grid"{swap}>{tiles}</div>{status}'
 
     def page(self) -> str:
         return (

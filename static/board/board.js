@@ -165,28 +165,36 @@
     if (noMatch) noMatch.hidden = sections.length === 0 || shownTotal > 0;
   }
 
+  // Tiles that replaced their older selves in the last message, and whether the old one was
+  // hidden. Tiles appended to their section (a large grid sent in parts) come filtered,
+  // sorted and counted by the server already.
   var pushed = [];
   document.addEventListener("htmx:oobAfterSwap", function (evt) {
     var elt = evt.target;
-    // A tile that replaced its older self. Tiles appended to their section (a large grid
-    // sent in parts) come filtered, sorted and counted by the server already.
     var replaced = evt.detail && evt.detail.target;
     if (elt && elt.matches && elt.matches("article.tile") &&
         replaced && replaced.matches && replaced.matches("article.tile")) {
-      pushed.push(elt);
+      pushed.push({ tile: elt, wasHidden: replaced.hidden });
     }
   });
 
+  // Runs for every socket message, up to hundreds a second on a large board: it touches the
+  // pushed tiles only, and the counts only when a tile went into or out of the filter.
   function applyToPushed() {
     if (!pushed.length) return;
     var view = currentView();
-    pushed.forEach(function (tile) {
+    var countsChanged = false;
+    var now = Date.now() + skew;
+    pushed.forEach(function (entry) {
+      var tile = entry.tile;
       if (!tile.isConnected) return;
       tile.hidden = !matches(tile, view);
+      if (tile.hidden !== entry.wasHidden) countsChanged = true;
       if (view.sort === "status") reposition(tile);
+      tickWithin(tile, now);
     });
     pushed = [];
-    updateCounts();
+    if (countsChanged) updateCounts();
   }
 
   // --- keep the keyboard focus when htmx replaces the focused element ---------------------
@@ -230,9 +238,10 @@
   });
   document.addEventListener("htmx:wsBeforeMessage", remember);
   document.addEventListener("htmx:beforeSwap", remember);
-  document.addEventListener("htmx:afterSettle", function () {
+  // Fired for every element a swap settled (each tile of a socket message): its own timers.
+  document.addEventListener("htmx:afterSettle", function (evt) {
     restore();
-    tick();
+    tickWithin(evt.target instanceof Element ? evt.target : document, Date.now() + skew);
   });
 
   document.addEventListener("htmx:wsAfterMessage", function () {
@@ -240,7 +249,6 @@
     if (el && el.dataset.state !== "live") setState("live");
     applyToPushed();
     restore();
-    tick();
     incoming();
   });
 
@@ -258,12 +266,17 @@
     return (h ? h + ":" : "") + mm + ":" + String(s).padStart(2, "0");
   }
 
-  function tick() {
-    var now = Date.now() + skew;
-    document.querySelectorAll("time[data-since]").forEach(function (el) {
+  // Text is only written where it changes: a rewritten timer costs the browser a layout.
+  function tickWithin(root, now) {
+    root.querySelectorAll("time[data-since]").forEach(function (el) {
       var since = Date.parse(el.dataset.since);
-      if (!isNaN(since)) el.textContent = duration(now - since);
+      if (isNaN(since)) return;
+      var text = duration(now - since);
+      if (el.textContent !== text) el.textContent = text;
     });
+  }
+  function tick() {
+    tickWithin(document, Date.now() + skew);
   }
   tick();
   window.setInterval(tick, 1000);

@@ -11,12 +11,11 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ctiboard.pbx.ingest import Supervisor
+from ctiboard.pbx.ingest import Supervisor, _db
 from ctiboard.pbx.leases import Leases, fair_share, live_holders
 from ctiboard.pbx.models import IngestLease, IngestWorker, Tenant
 from tests.conftest import make_company
@@ -176,7 +175,8 @@ async def test_a_busy_writer_does_not_cost_the_worker_its_lease_on_sqlite(
     task = asyncio.create_task(supervisor.run())
 
     def write_for_a_while() -> None:
-        # What a batch of state writes does to the lock: a write transaction, held a while.
+        # What a batch of the worker's state writes does to the lock: a write transaction,
+        # held a while.
         with transaction.atomic():
             Tenant.objects.filter(pk=company.tenant.pk).update(event_seq=F("event_seq") + 1)
             time.sleep(0.05)
@@ -191,7 +191,7 @@ async def test_a_busy_writer_does_not_cost_the_worker_its_lease_on_sqlite(
         stream = supervisor.running[company.tenant.pk][1]
         until = time.monotonic() + 4 * supervisor.leases.ttl
         while time.monotonic() < until:
-            await database_sync_to_async(write_for_a_while)()
+            await _db(write_for_a_while)
         assert supervisor.running.get(company.tenant.pk, (None, None))[1] is stream
         lease_warnings = [
             r.getMessage()
