@@ -88,6 +88,7 @@ ACTIVE_CALL_FIELDS = (
 # since): only for these is the database asked whether a "new" leg is an old one coming back.
 # Late events come seconds or minutes after a leg ended, not thousands of calls later.
 REMEMBERED_RECORDS = 20_000
+RECENT_RECORDS = 5_000
 
 
 @dataclass
@@ -107,6 +108,9 @@ class CallBook:
     dirty: dict[Key, ActiveCall] = field(default_factory=dict)
     # uuid -> extension numbers of its legs with a CallRecord, oldest uuid first.
     recorded: OrderedDict[str, set[str]] = field(default_factory=OrderedDict)
+    # The latest records themselves: the hangup that follows an idle line (the usual order of
+    # the two streams) refines its record without reading it first.
+    recent: OrderedDict[Key, CallRecord] = field(default_factory=OrderedDict)
     # Legs ended (or reopened under a new id) since the last flush: their rows go.
     deleted: list[int] = field(default_factory=list)
     # The tenant's webhooks, read at most once per batch and only if a call event needs them.
@@ -160,6 +164,16 @@ class CallBook:
         numbers = self.recorded.get(key[0])
         if numbers is not None:
             numbers.discard(key[1])
+        self.recent.pop(key, None)
+
+    def keep_record(self, record: CallRecord, number: str) -> None:
+        if record.pk is None:
+            return
+        key = (record.uuid, number)
+        self.recent[key] = record
+        self.recent.move_to_end(key)
+        if len(self.recent) > RECENT_RECORDS:
+            self.recent.popitem(last=False)
 
     def may_have_record(self, key: Key) -> bool:
         return key[1] in self.recorded.get(key[0], ())
@@ -220,6 +234,10 @@ def apply_event(book: CallBook, extension: Extension, event: CallEvent, now: dat
         CallRecord.objects.filter(
             tenant_id=book.tenant_id, uuid=event.uuid, outcome=Outcome.MISSED
         ).exclude(extension=extension).update(outcome=Outcome.ANSWERED_ELSEWHERE)
+        for number in book.recorded.get(event.uuid, ()):
+            kept = book.recent.get((event.uuid, number))
+            if kept is not None and number != extension.number and kept.outcome == Outcome.MISSED:
+                kept.outcome = Outcome.ANSWERED_ELSEWHERE
     return True
 
 
@@ -338,11 +356,18 @@ def _noted(seen: str, state: str) -> str:
 
 
 def _record(book: CallBook, uuid: str, extension: Extension) -> CallRecord | None:
-    if not book.may_have_record((uuid, extension.number)):
+    key = (uuid, extension.number)
+    kept = book.recent.get(key)
+    if kept is not None:
+        return kept
+    if not book.may_have_record(key):
         return None
-    return CallRecord.objects.filter(
+    record = CallRecord.objects.filter(
         tenant_id=book.tenant_id, uuid=uuid, extension=extension
     ).first()
+    if record is not None:
+        book.keep_record(record, extension.number)
+    return record
 
 
 def _reopen(book: CallBook, record: CallRecord, extension: Extension) -> ActiveCall:
@@ -401,6 +426,7 @@ def _finish(
         update_fields=RECORD_FIELDS,
     )
     book.remember_record((call.uuid, call.extension.number))
+    book.keep_record(record, call.extension.number)
     webhooks.enqueue(webhooks.ENDED, record, subscribers=book.subscribers())
     if call.pk is not None:
         book.deleted.append(call.pk)

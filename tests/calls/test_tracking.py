@@ -410,3 +410,16 @@ def test_a_batch_of_call_events_reads_the_webhooks_once(state: store.TenantState
             *(call(f"u{i}", "hangup", seconds=3) for i in range(10)),
         )
     assert sum("webhooks_webhook" in q["sql"] for q in queries.captured_queries) == 1
+
+
+def test_the_hangup_after_an_idle_line_refines_the_record_without_reading_it(
+    state: store.TenantState,
+) -> None:
+    feed(state, call("u1", "ring", seconds=0), call("u1", "answer", seconds=2))
+    feed(state, line("100", "idle", 20))
+    with CaptureQueriesContext(connection) as queries:
+        feed(state, call("u1", "hangup", seconds=19))
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    assert not [sql for sql in reads if "calls_callrecord" in sql]
+    record = the_record("u1")
+    assert (record.ended_by, record.talk_seconds) == (EndedBy.HANGUP, 17.0)
