@@ -27,8 +27,9 @@ from .models import ConnectionStatus, Tenant
 
 logger = logging.getLogger(__name__)
 
-# A batch is whatever has arrived while the previous one was written, up to this size:
-# one transaction per event under light load, few large ones under heavy load.
+# A batch is whatever has arrived since the previous one (CTIBOARD_BATCH_INTERVAL apart at
+# least, unless a full batch is waiting), up to this size: one transaction per event under
+# light load, few large ones under heavy load.
 MAX_BATCH = 500
 # A stream that ends this close to its token renewal time ended for the renewal.
 ROTATION_TOLERANCE = 0.1
@@ -112,6 +113,7 @@ class TenantIngest:
         *,
         read_timeout: float | None = None,
         sync_interval: float | None = None,
+        batch_interval: float | None = None,
         bootstrap_window: float = 5.0,
         drain_timeout: float = 10.0,
         call_grace: float = 10.0,
@@ -119,6 +121,9 @@ class TenantIngest:
         self.config = config
         self.read_timeout = read_timeout or settings.CTIBOARD_STREAM_READ_TIMEOUT
         self.sync_interval = sync_interval or settings.CTIBOARD_EXTENSION_SYNC_INTERVAL
+        self.batch_interval = (
+            settings.CTIBOARD_BATCH_INTERVAL if batch_interval is None else batch_interval
+        )
         self.bootstrap_window = bootstrap_window
         self.drain_timeout = drain_timeout
         # Store what is queued when stopped; not when the lease was lost (see Supervisor).
@@ -334,6 +339,7 @@ class TenantIngest:
         pending: set[str] = set()  # extensions the current bootstrap has not mentioned yet
         deadline = 0.0
         next_sweep = time.monotonic() + self.call_grace / 2
+        last_batch = -math.inf
         while True:
             if pending and time.monotonic() >= deadline:
                 await self._store(store.mark_unknown, pending)
@@ -346,6 +352,12 @@ class TenantIngest:
                 item = await asyncio.wait_for(self.queue.get(), max(0.0, wake - time.monotonic()))
             except TimeoutError:
                 continue
+            # Each batch is a transaction and a message to every open board: under load, wait
+            # for the interval since the last one to gather what arrives meanwhile.
+            gather_until = last_batch + self.batch_interval
+            if time.monotonic() < gather_until and self.queue.qsize() < MAX_BATCH:
+                await asyncio.sleep(gather_until - time.monotonic())
+            last_batch = time.monotonic()
             items = [item]
             while len(items) < MAX_BATCH and not self.queue.empty():
                 items.append(self.queue.get_nowait())

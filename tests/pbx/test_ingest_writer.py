@@ -4,11 +4,13 @@ import asyncio
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from ctiboard.cti.client import AuthenticationFailed, CTIError
 from ctiboard.cti.events import parse_state
 from ctiboard.pbx import store
+from ctiboard.pbx.events import tenant_group
 from ctiboard.pbx.ingest import TenantConfig, TenantIngest, _Opened, _Retry
 from ctiboard.pbx.models import ConnectionStatus, Extension, Tenant
 from tests.conftest import Company, Pbx
@@ -104,3 +106,28 @@ def test_refusals_count_as_misconfigured_only_when_they_persist() -> None:
     )
     status, delay = _Retry().failed(CTIError("busy", status=503, retry_after=2.0))
     assert status == ConnectionStatus.RECONNECTING and delay >= 2.0
+
+
+async def test_a_burst_is_stored_and_pushed_as_one_batch(company: Company) -> None:
+    """The first event after a quiet spell goes out at once; what follows within the batch
+    interval is gathered into one transaction and one message to the boards."""
+    tenant = await Tenant.objects.aget(pk=company.tenant.pk)
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(tenant_group(tenant.pk), channel)
+    ingest = TenantIngest(TenantConfig.of(tenant), batch_interval=0.5)
+    ingest.state = await sync_to_async(store.load_state)(tenant.pk)
+    writer = asyncio.create_task(ingest._write())
+    try:
+        ingest.queue.put_nowait(parse_state({"extension": "100", "line": "ringing"}))
+        first = await asyncio.wait_for(layer.receive(channel), 5)
+        for number in ("101", "102", "103"):
+            ingest.queue.put_nowait(parse_state({"extension": number, "line": "in-use"}))
+            await asyncio.sleep(0.05)
+        second = await asyncio.wait_for(layer.receive(channel), 5)
+        numbers = [[p["number"] for p in m["extensions"]] for m in (first, second)]
+        assert numbers == [["100"], ["101", "102", "103"]]
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+        await layer.group_discard(tenant_group(tenant.pk), channel)
