@@ -1,11 +1,9 @@
 """The board's WebSocket: htmx out-of-band swaps of exactly the tiles this user may see."""
 
-import asyncio
 import json
 import logging
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +18,6 @@ from django.http import HttpRequest, QueryDict
 from django.template.loader import render_to_string
 from django.utils import translation
 
-from ctiboard.contacts.models import Contact
 from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.ops.metrics import observe_push
 from ctiboard.pbx.events import tenant_group, user_group
@@ -28,6 +25,7 @@ from ctiboard.pbx.models import CallAttempt, Extension, Tenant
 
 from .grid import BoardView, build_grid, partner_contacts
 from .incoming import Ring, ring_of
+from .pushes import batch_of, tile_messages
 from .rendering import (
     pack,
     render_call_oob,
@@ -35,7 +33,6 @@ from .rendering import (
     render_grid_version_oob,
     render_status_oob,
     render_tile,
-    render_tile_oob,
 )
 from .viewer import Viewer, membership_for
 
@@ -84,35 +81,6 @@ def shared_ids(ids: Iterable[int]) -> frozenset[int]:
         # A different set under the same hash loses its slot; both stay correct, unshared.
         _SHARED_IDS[key] = candidate
         return candidate
-
-
-# The phonebook entries of one pushed batch's call partners, looked up once per process: every
-# details viewer's socket gets the same batch at the same moment, and 1,000 of them must not
-# run 1,000 identical queries. Keyed by the batch's numbers, so the result is exact.
-_BATCH_CONTACTS: "OrderedDict[tuple[Any, ...], asyncio.Task[dict[str, Contact]]]" = OrderedDict()
-_BATCH_CONTACTS_SIZE = 32
-
-
-async def batch_contacts(tenant: Tenant, payloads: list[dict[str, Any]]) -> dict[str, Contact]:
-    numbers = frozenset(p["call_partner"] for p in payloads if p.get("call_partner"))
-    seqs = [p["seq"] for p in payloads]
-    # The country code: lookup() reads national numbers with it.
-    key = (tenant.pk, tenant.country_code, min(seqs), max(seqs), numbers)
-    loop = asyncio.get_running_loop()
-    task = _BATCH_CONTACTS.get(key)
-    if task is None or task.get_loop() is not loop:
-        task = loop.create_task(database_sync_to_async(lookup_contacts)(tenant, numbers))
-        task.add_done_callback(lambda done: _forget_failed(key, done))
-        _BATCH_CONTACTS[key] = task
-        while len(_BATCH_CONTACTS) > _BATCH_CONTACTS_SIZE:
-            _BATCH_CONTACTS.popitem(last=False)
-    # Shielded: one socket closing while it waits must not cancel the lookup of the others.
-    return await asyncio.shield(task)
-
-
-def _forget_failed(key: tuple[Any, ...], task: "asyncio.Task[dict[str, Contact]]") -> None:
-    if (task.cancelled() or task.exception() is not None) and _BATCH_CONTACTS.get(key) is task:
-        del _BATCH_CONTACTS[key]
 
 
 @dataclass
@@ -285,45 +253,32 @@ class BoardConsumer(AsyncWebsocketConsumer):
         viewer = self.viewer
         if viewer is None:
             return
-        payloads = event["extensions"]
+        batch = batch_of(event)
         # One writer per tenant stamps consecutive numbers and publishes them in order, so a
         # gap means this socket missed a message (e.g. the channel layer reconnected).
-        first = min(payload["seq"] for payload in payloads)
         if (
-            first > self.seq + 1
-            or any(p["id"] not in self.known for p in payloads)
-            or any(p["active"] and p["id"] in self.inactive for p in payloads)
+            batch.first > self.seq + 1
+            or any(e.pk not in self.known for e in batch.extensions)
+            or any(e.active and e.pk in self.inactive for e in batch.extensions)
         ):
             await self.send_everything()
             return
-        self.seq = max(self.seq, *(payload["seq"] for payload in payloads))
-        changed = []
-        for payload in payloads:
-            if payload["id"] not in self.visible:
-                continue
-            extension = Extension.from_payload(payload)
-            if not extension.active:
-                # A tile goes away: the whole grid, sections and counts included.
-                await self.send_everything()
-                return
-            changed.append(extension)
+        self.seq = max(self.seq, batch.last)
+        changed = [e for e in batch.extensions if e.pk in self.visible]
         if not changed:
             return
-        contacts: dict[str, Contact] = {}
-        if viewer.details and any(extension.call_partner for extension in changed):
-            contacts = await batch_contacts(viewer.tenant, payloads)
-        parts = [
-            render_tile_oob(extension, viewer, contacts.get(extension.call_partner))
-            for extension in changed
-        ]
+        if not all(extension.active for extension in changed):
+            # A tile goes away: the whole grid, sections and counts included.
+            await self.send_everything()
+            return
+        messages = list(tile_messages(batch, viewer, changed))
         own = next((e for e in changed if e.pk == viewer.own_extension_id), None)
         if own is not None:
-            ring = ring_of(own, viewer, contacts.get(own.call_partner))
+            ring = ring_of(own, viewer, batch.contacts.get(own.pk) if viewer.details else None)
             if ring != self.ring:
                 self.ring = ring
-                parts.append(render_incoming_oob(ring))
-        # A batch can be large (the first extension sync of a tenant changes every tile).
-        for message in pack(parts):
+                messages[-1:] = pack([messages[-1], render_incoming_oob(ring)])
+        for message in messages:
             await self.send(text_data=message)
 
     async def tenant_status(self, event: dict[str, Any]) -> None:

@@ -5,7 +5,9 @@ only what ``Extension.objects.visible_to`` lets its user see; call progress and 
 changes go to the one user they concern.
 """
 
-from typing import Any
+import secrets
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -14,6 +16,9 @@ from django.db import transaction
 from ctiboard.ops.metrics import SENT_AT, stamp
 
 from .models import CallAttempt, Extension
+
+if TYPE_CHECKING:
+    from ctiboard.contacts.models import Contact
 
 
 def tenant_group(tenant_id: int) -> str:
@@ -38,14 +43,26 @@ def _send_after_commit(group: str, message: dict[str, Any]) -> None:
     transaction.on_commit(send, robust=True)
 
 
-def extensions_changed(extensions: list[Extension]) -> None:
-    """Tiles of these extensions must be redrawn on every socket that may see them."""
+def extensions_changed(
+    extensions: list[Extension], contacts: Mapping[str, "Contact"] | None = None
+) -> None:
+    """Tiles of these extensions must be redrawn on every socket that may see them.
+
+    ``contacts``: phonebook entries of their call partners by number; the sockets show them
+    only to viewers with the call details right."""
     by_tenant: dict[int, list[dict[str, Any]]] = {}
     for extension in extensions:
-        by_tenant.setdefault(extension.tenant_id, []).append(extension.to_payload())
+        payload = extension.to_payload()
+        contact = contacts.get(extension.call_partner) if contacts else None
+        if contact is not None:
+            payload["contact"] = [contact.name, contact.vip]
+        by_tenant.setdefault(extension.tenant_id, []).append(payload)
     for tenant_id, payloads in by_tenant.items():
+        # The batch's name: web processes decode and render it once for all their sockets.
+        batch = secrets.token_hex(8)
         _send_after_commit(
-            tenant_group(tenant_id), {"type": "extensions.changed", "extensions": payloads}
+            tenant_group(tenant_id),
+            {"type": "extensions.changed", "extensions": payloads, "batch": batch},
         )
 
 

@@ -18,6 +18,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from ctiboard.calls import tracking
+from ctiboard.contacts.models import Contact
+from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.cti.events import CallEvent, ExtensionData, StateEvent
 from ctiboard.lib.bulk import update_rows
 from ctiboard.ops.metrics import EVENTS_INGESTED
@@ -50,6 +52,8 @@ class TenantState:
     tenant_id: int
     account: str
     seq: int
+    # For the phonebook lookup of call partners (its country code reads national numbers).
+    tenant: Tenant | None = None
     extensions: dict[str, Extension] = field(default_factory=dict)
     calls: tracking.CallBook = field(default_factory=lambda: tracking.CallBook(0))
     last_event_written: float = 0.0  # time.monotonic() of the last last_event_at write
@@ -57,7 +61,9 @@ class TenantState:
 
 def load_state(tenant_id: int) -> TenantState:
     tenant = Tenant.objects.get(pk=tenant_id)
-    state = TenantState(tenant_id=tenant.pk, account=tenant.account, seq=tenant.event_seq)
+    state = TenantState(
+        tenant_id=tenant.pk, account=tenant.account, seq=tenant.event_seq, tenant=tenant
+    )
     for extension in Extension.objects.filter(tenant=tenant):
         state.extensions[extension.number] = extension
     state.calls = tracking.CallBook.load(tenant.pk, state.extensions)
@@ -254,7 +260,7 @@ def _save(
             extension.seq = state.seq
         update_rows(changed, LIVE_FIELDS)
         tenant_fields["event_seq"] = state.seq
-        events.extensions_changed(changed)
+        events.extensions_changed(changed, _partner_contacts(state, changed))
     clock = time.monotonic()
     if changed or (
         events_received and clock - state.last_event_written >= LAST_EVENT_WRITE_INTERVAL
@@ -263,6 +269,15 @@ def _save(
         state.last_event_written = clock
     if tenant_fields:
         Tenant.objects.filter(pk=state.tenant_id).update(**tenant_fields)
+
+
+def _partner_contacts(state: TenantState, changed: list[Extension]) -> dict[str, Contact]:
+    """Looked up once here, not by every web process for every batch: the boards show the
+    name only to viewers with the call details right."""
+    partners = {extension.call_partner for extension in changed if extension.call_partner}
+    if not partners or state.tenant is None:
+        return {}
+    return lookup_contacts(state.tenant, partners)
 
 
 def set_status(

@@ -5,20 +5,22 @@ import re
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
 from ctiboard.asgi import application
-from ctiboard.board import consumers
+from ctiboard.board import consumers, grid, pushes
 from ctiboard.board.models import Favourite
 from ctiboard.board.rendering import MESSAGE_BUDGET
 from ctiboard.contacts.models import Contact
-from ctiboard.pbx import events
+from ctiboard.pbx import events, store
 from ctiboard.pbx.models import Extension, ExtensionGroup, Membership, Tenant
 from tests.board.test_consumer import apply, session_cookie, state, tile_ids
 from tests.board.test_tiles_and_incoming import in_call
+from tests.calls.events import call, line
 from tests.conftest import PASSWORD, Company
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -263,35 +265,82 @@ async def test_sockets_of_equal_rights_share_their_extension_ids(
     assert consumers.shared_ids([3, 1]) is consumers.shared_ids((1, 3))
 
 
-async def test_a_batch_looks_up_the_phonebook_once_per_process(
+async def test_pushed_tiles_show_the_contact_the_worker_looked_up(
     owner: User, company: Company, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The worker looks up call partners once per batch; web processes never do for pushes."""
     await Contact.objects.acreate(tenant=company.tenant, name="Anna Kundin", number="030 123456")
-    lookups: list[frozenset[str]] = []
-    real_lookup = consumers.lookup_contacts
-
-    def counted(tenant, numbers):  # type: ignore[no-untyped-def]
-        lookups.append(frozenset(numbers))
-        return real_lookup(tenant, numbers)
-
-    monkeypatch.setattr(consumers, "lookup_contacts", counted)
+    web_lookups: list[object] = []
+    monkeypatch.setattr(consumers, "lookup_contacts", lambda *a: web_lookups.append(a))
+    monkeypatch.setattr(grid, "lookup_contacts", lambda *a: web_lookups.append(a) or {})
     cookie = await sync_to_async(session_cookie)(owner)
     sockets = [await open_socket(owner, company, cookie=cookie) for _ in range(5)]
     for socket in sockets:
         await receive_sync(socket)
+    web_lookups.clear()
 
-    def call() -> None:
-        extension = Extension.objects.get(pk=company.extensions[3].pk)
-        tenant = company.tenant
-        tenant.refresh_from_db()
-        in_call(extension, "030123456")
-        Extension.objects.filter(pk=extension.pk).update(seq=tenant.event_seq + 1)
-        extension.seq = tenant.event_seq + 1
-        Tenant.objects.filter(pk=tenant.pk).update(event_seq=extension.seq)
-        events.extensions_changed([extension])
+    def call_comes_in() -> None:
+        number = company.extensions[3].number
+        event = call("u1", "ring", number, caller="4930123456")
+        store.apply(store.load_state(company.tenant.pk), [event])
 
-    await sync_to_async(call)()
+    await sync_to_async(call_comes_in)()
     for socket in sockets:
         assert "Anna Kundin" in await socket.receive_from()
         await socket.disconnect()
-    assert lookups == [frozenset({"030123456"})]
+    assert web_lookups == []
+
+
+async def test_sockets_of_equal_rights_share_one_render_of_a_batch(
+    owner: User, company: Company, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    renders: list[int] = []
+    real_render = pushes.render_tile_oob
+
+    def counted(extension, viewer, contact=None):  # type: ignore[no-untyped-def]
+        renders.append(extension.pk)
+        return real_render(extension, viewer, contact)
+
+    monkeypatch.setattr(pushes, "render_tile_oob", counted)
+    cookie = await sync_to_async(session_cookie)(owner)
+    sockets = [await open_socket(owner, company, cookie=cookie) for _ in range(4)]
+    for socket in sockets:
+        await receive_sync(socket)
+
+    def lines_change() -> None:
+        store.apply(
+            store.load_state(company.tenant.pk),
+            [line(company.extensions[n].number, "ringing", 1) for n in (1, 2)],
+        )
+
+    await sync_to_async(lines_change)()
+    received = [await socket.receive_from() for socket in sockets]
+    assert len(set(received)) == 1 and len(tile_ids(received[0])) == 2
+    assert sorted(renders) == sorted(company.extensions[n].pk for n in (1, 2))
+    for socket in sockets:
+        await socket.disconnect()
+
+
+async def test_a_batch_from_a_worker_of_the_previous_release_still_shows(
+    owner: User, company: Company
+) -> None:
+    """Rolling deploys: such a batch has no name and no contacts; it is rendered per socket."""
+    socket = await open_socket(owner, company)
+    await receive_sync(socket)
+
+    def legacy_payload() -> dict[str, object]:
+        extension = Extension.objects.get(pk=company.extensions[2].pk)
+        tenant = Tenant.objects.get(pk=company.tenant.pk)
+        extension.line, extension.seq = "ringing", tenant.event_seq + 1
+        payload = extension.to_payload()
+        for key in ("call_state", "call_partner", "call_direction", "call_since"):
+            payload.pop(key)
+        return payload
+
+    payload = await sync_to_async(legacy_payload)()
+    await get_channel_layer().group_send(
+        f"tenant.{company.tenant.pk}", {"type": "extensions.changed", "extensions": [payload]}
+    )
+    pushed = await socket.receive_from()
+    assert tile_ids(pushed) == {f"ext-{company.extensions[2].pk}"} and "line-ringing" in pushed
+    await socket.disconnect()

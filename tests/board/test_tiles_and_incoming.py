@@ -10,10 +10,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ctiboard.contacts.models import Contact
-from ctiboard.pbx import events
+from ctiboard.pbx import events, store
 from ctiboard.pbx.models import Extension, Membership
 from tests.board.test_board_views import login
 from tests.board.test_consumer import connect, tile_ids
+from tests.calls.events import REMOTE, call
 from tests.conftest import Company
 
 CRM = "https://crm.example/search?phone={number}"
@@ -104,9 +105,10 @@ async def test_the_socket_rings_the_own_phone_with_the_callers_name(
     assert '<section id="incoming"' in first and "hidden" in first.split('id="incoming"')[1][:80]
 
     def ring(state: str) -> None:
-        own = Extension.objects.get(pk=company.extensions[0].pk)
-        in_call(own, "4930123456", state=state)
-        events.extensions_changed([own])
+        # Through the worker's store, which looks up the caller in the phonebook.
+        number = company.extensions[0].number
+        event = call("u1", "ring" if state == "ringing" else "answer", number, caller=REMOTE)
+        store.apply(store.load_state(company.tenant.pk), [event])
 
     await sync_to_async(ring)("ringing")
     pushed = await socket.receive_from()
