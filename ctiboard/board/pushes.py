@@ -8,6 +8,7 @@ rights cost one decode and one render, then a dictionary lookup each.
 Runs in the event loop's thread only (the consumers' handlers), hence no locks.
 """
 
+import json
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,11 +46,12 @@ _messages: OrderedDict[tuple[Any, ...], tuple[str, ...]] = OrderedDict()
 
 
 def batch_of(event: Mapping[str, Any]) -> Batch:
-    # .get: a worker of the previous release names no batches and sends no contacts.
+    # A worker of the previous release names no batches, sends a list of payloads and no
+    # contacts.
     key = str(event.get("batch") or "")
     batch = _batches.get(key) if key else None
     if batch is None:
-        payloads = event["extensions"]
+        payloads = json.loads(event["tiles"]) if "tiles" in event else event["extensions"]
         seqs = [payload["seq"] for payload in payloads]
         extensions = tuple(Extension.from_payload(payload) for payload in payloads)
         contacts = {

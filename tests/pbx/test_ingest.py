@@ -1,6 +1,7 @@
 """The ingest worker against the running simulator: what the PBX says ends up stored and pushed."""
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -62,7 +63,7 @@ async def test_state_change_reaches_database_and_channel_layer(
         )
         message = await asyncio.wait_for(layer.receive(channel), 5)
         assert message["type"] == "extensions.changed"
-        [payload] = message["extensions"]
+        [payload] = json.loads(message["tiles"])
         assert (payload["number"], payload["line"], payload["presence"]) == (
             number,
             "ringing",

@@ -1,6 +1,7 @@
 """The worker's writer and status: bootstrap replacement, status times, finishing on stop."""
 
 import asyncio
+import json
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -125,7 +126,7 @@ async def test_a_burst_is_stored_and_pushed_as_one_batch(company: Company) -> No
             ingest.queue.put_nowait(parse_state({"extension": number, "line": "in-use"}))
             await asyncio.sleep(0.05)
         second = await asyncio.wait_for(layer.receive(channel), 5)
-        numbers = [[p["number"] for p in m["extensions"]] for m in (first, second)]
+        numbers = [[p["number"] for p in json.loads(m["tiles"])] for m in (first, second)]
         assert numbers == [["100"], ["101", "102", "103"]]
     finally:
         writer.cancel()
