@@ -144,7 +144,14 @@ class BoardConsumer(AsyncWebsocketConsumer):
         if not self.language:
             self.language = _language_of(self.scope)
         with translation.override(self.language):
-            await super().dispatch(message)
+            if message["type"] == "extensions.changed":
+                # The hot path, once per socket for every pushed batch: channels' dispatch
+                # would first hop to a thread to close old database connections, and this
+                # handler reaches the database only through database_sync_to_async, which
+                # does that itself.
+                await self.extensions_changed(message)
+            else:
+                await super().dispatch(message)
 
     async def connect(self) -> None:
         user = self.scope.get("user")
