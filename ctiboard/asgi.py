@@ -12,6 +12,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 
 from ctiboard.board.routing import websocket_urlpatterns  # noqa: E402
+from ctiboard.lib.wsframes import DirectFrames  # noqa: E402
 from ctiboard.ops.sockets import GracefulWebSockets  # noqa: E402
 
 
@@ -27,9 +28,12 @@ def _http_app():  # type: ignore[no-untyped-def]
 application = ProtocolTypeRouter(
     {
         "http": _http_app(),
-        # Counted for /metrics; closed with 1012 (Service Restart) when Daphne shuts down.
-        "websocket": GracefulWebSockets(
-            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+        # Pushed batches written straight to Daphne's connections (board.fanout); counted for
+        # /metrics; closed with 1012 (Service Restart) when Daphne shuts down.
+        "websocket": DirectFrames(
+            GracefulWebSockets(
+                AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+            )
         ),
     }
 )

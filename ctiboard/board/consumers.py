@@ -1,5 +1,6 @@
 """The board's WebSocket: htmx out-of-band swaps of exactly the tiles this user may see."""
 
+import asyncio
 import json
 import logging
 import threading
@@ -19,13 +20,14 @@ from django.template.loader import render_to_string
 from django.utils import translation
 
 from ctiboard.contacts.models import lookup as lookup_contacts
-from ctiboard.ops.metrics import observe_push
-from ctiboard.pbx.events import tenant_group, user_group
+from ctiboard.lib.wsframes import Frame, SocketWriter, writer_for
+from ctiboard.pbx.events import user_group
 from ctiboard.pbx.models import CallAttempt, Extension, Tenant
 
+from .fanout import fanout
 from .grid import BoardView, build_grid, partner_contacts
 from .incoming import Ring, ring_of
-from .pushes import batch_of, tile_messages
+from .pushes import RESYNC, Audience, Batch, changes_for
 from .rendering import (
     pack,
     render_call_oob,
@@ -46,6 +48,9 @@ MAX_MESSAGE = 2000
 # changed since: by then most tiles changed anyway, and a full grid also puts them back in
 # the page's sort order (board.js only re-sorts pushed tiles for "sort by status").
 MAX_CHANGES_SINCE_PAGE = 10_000
+# Batches a socket keeps while it loads its state from the database (the worker sends ~20 a
+# second under load); past this it loads once more, with the ones it missed.
+MAX_PENDING = 400
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ class PageGrid:
 # int objects, two or three of them per socket. Weak values: a set goes with its last socket.
 _SHARED_IDS: "weakref.WeakValueDictionary[int, frozenset[int]]" = weakref.WeakValueDictionary()
 _SHARED_IDS_LOCK = threading.Lock()
+# Tasks started from synchronous code (``on_batch``), kept until done.
+_background: set["asyncio.Task[None]"] = set()
 
 
 def shared_ids(ids: Iterable[int]) -> frozenset[int]:
@@ -124,6 +131,7 @@ def render_incoming_oob(ring: Ring | None) -> str:
 class BoardConsumer(AsyncWebsocketConsumer):
     viewer: Viewer | None = None
     visible: frozenset[int] = frozenset()
+    tenant_id: int | None = None
     groups_joined: tuple[str, ...] = ()
     # The page's search, filters and sort (from the socket URL, then from the page): a grid
     # sent over the socket looks like the one the page asked for.
@@ -136,22 +144,26 @@ class BoardConsumer(AsyncWebsocketConsumer):
     known: frozenset[int] = frozenset()
     # Extensions gone from the PBX: one that comes back needs the whole grid too.
     inactive: frozenset[int] = frozenset()
+    audience: Audience | None = None
+    writer: SocketWriter | None = None
+    # While the socket loads its state, batches wait; they are applied after the sync.
+    syncing: bool = True
+    pending: list[Batch]
+    pending_overflow: bool = False
+    resync_requested: bool = False
 
     language: str = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pending = []
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Everything this socket renders speaks the page's language, like the page itself.
         if not self.language:
             self.language = _language_of(self.scope)
         with translation.override(self.language):
-            if message["type"] == "extensions.changed":
-                # The hot path, once per socket for every pushed batch: channels' dispatch
-                # would first hop to a thread to close old database connections, and this
-                # handler reaches the database only through database_sync_to_async, which
-                # does that itself.
-                await self.extensions_changed(message)
-            else:
-                await super().dispatch(message)
+            await super().dispatch(message)
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -165,7 +177,12 @@ class BoardConsumer(AsyncWebsocketConsumer):
             return
         query = QueryDict(self.scope.get("query_string", b"").decode("latin-1"))
         self.view = BoardView.from_query(query)
-        self.groups_joined = (tenant_group(membership.tenant_id), user_group(user.pk))
+        self.writer = writer_for(self.scope, self.base_send)
+        # The tenant's batches through the process's one subscription (fanout), the user's
+        # own events (rights, favourites, call progress) through this socket's channel.
+        await fanout().subscribe(membership.tenant_id, self)
+        self.tenant_id = membership.tenant_id
+        self.groups_joined = (user_group(user.pk),)
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
@@ -174,8 +191,24 @@ class BoardConsumer(AsyncWebsocketConsumer):
         await self.send_everything(PageGrid.from_query(query))
 
     async def disconnect(self, code: int) -> None:
+        if self.tenant_id is not None:
+            fanout().unsubscribe(self.tenant_id, self)
+            self.tenant_id = None
+        if self.writer is not None:
+            self.writer.close()
+        self.pending = []
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    def emit(self, text: str) -> None:
+        """Send ``text`` after everything this socket sent before (batches included)."""
+        if self.writer is not None:
+            self.writer.write(Frame(text))
+
+    async def close_now(self, code: int) -> None:
+        if self.writer is not None:
+            await self.writer.flush()
+        await self.close(code=code)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """The page says which view it shows now: ``{"view": "q=anna&sort=status"}``.
@@ -199,7 +232,12 @@ class BoardConsumer(AsyncWebsocketConsumer):
         membership = membership_for(user, self.scope["url_route"]["kwargs"]["account"])
         if membership is None:
             return None
-        known = dict(Extension.objects.filter(tenant=membership.tenant).values_list("pk", "active"))
+        rows = Extension.objects.filter(tenant=membership.tenant).values_list("pk", "active", "seq")
+        known = {pk: active for pk, active, _ in rows}
+        # One writer per tenant commits its batches in order: every batch up to the newest
+        # sequence number read here is in this state already (the tenant's counter was read
+        # before the rows, and may be older than they are).
+        seq = max([membership.tenant.event_seq, *(seq for _, _, seq in rows)])
         grid = build_grid(user, membership, self.view)
         viewer = grid.viewer
         own = next((tile.ext for tile in grid.tiles() if tile.mine), None)
@@ -230,8 +268,8 @@ class BoardConsumer(AsyncWebsocketConsumer):
         return Sync(
             messages=messages,
             viewer=viewer,
-            # Loaded after joining the tenant's group: nothing newer than this can be missed.
-            seq=viewer.tenant.event_seq,
+            # Loaded after subscribing to the tenant: nothing newer than this can be missed.
+            seq=seq,
             known=shared_ids(known),
             inactive=shared_ids(pk for pk, active in known.items() if not active),
             visible=shared_ids(tile.ext.pk for tile in grid.tiles()),
@@ -239,10 +277,11 @@ class BoardConsumer(AsyncWebsocketConsumer):
         )
 
     async def send_everything(self, page: PageGrid | None = None) -> None:
+        self.syncing = True
         sync = await self._load(page)
         if sync is None:
             # Membership revoked while connected.
-            await self.close(code=CLOSE_NOT_ALLOWED)
+            await self.close_now(CLOSE_NOT_ALLOWED)
             return
         self.viewer = sync.viewer
         self.seq = sync.seq
@@ -250,48 +289,100 @@ class BoardConsumer(AsyncWebsocketConsumer):
         self.inactive = sync.inactive
         self.visible = sync.visible
         self.ring = sync.ring
+        self.audience = Audience.of(
+            sync.viewer,
+            known=sync.known,
+            inactive=sync.inactive,
+            visible=sync.visible,
+            language=self.language or translation.get_language(),
+        )
         for message in sync.messages:
-            await self.send(text_data=message)
+            self.emit(message)
+        pending, overflow = self.pending, self.pending_overflow
+        self.pending, self.pending_overflow = [], False
+        self.syncing = False
+        if overflow:
+            self.request_resync()
+            return
+        for batch in pending:
+            self.on_batch(batch)
+
+    # --- the tenant's batches, from the process's fan-out ---------------------------------
+
+    def on_batch(self, batch: Batch) -> None:
+        """The hot path: called for every socket of the tenant with every batch, without a
+        task switch; sockets of one audience share the batch's frames."""
+        if self.syncing:
+            if len(self.pending) < MAX_PENDING:
+                self.pending.append(batch)
+            else:
+                self.pending_overflow = True
+            return
+        viewer, audience = self.viewer, self.audience
+        if viewer is None or audience is None or batch.last <= self.seq:
+            return  # already part of the state this socket sent
+        # One writer per tenant stamps consecutive numbers and publishes them in order, so a
+        # gap means this socket missed a message (e.g. the channel layer reconnected).
+        if batch.first > self.seq + 1:
+            self.request_resync()
+            return
+        if batch.first <= self.seq:
+            # The first batch after a sync: only what the sync could not have seen.
+            seq = self.seq
+            frames = changes_for(
+                [e for e in batch.extensions if e.seq > seq], batch, audience, viewer
+            )
+        else:
+            frames = batch.frames_for(audience, viewer)
+        if frames is RESYNC:
+            self.request_resync()
+            return
+        assert isinstance(frames, tuple)
+        self.seq = batch.last
+        own_id = viewer.own_extension_id
+        if own_id is not None and own_id in batch.ids and own_id in self.visible:
+            frames = self._with_ring(batch, own_id, frames)
+        writer = self.writer
+        if writer is not None:
+            for frame in frames:
+                writer.write(frame)
+
+    def _with_ring(self, batch: Batch, own_id: int, frames: tuple[Frame, ...]) -> tuple[Frame, ...]:
+        viewer = self.viewer
+        assert viewer is not None
+        own = next(e for e in reversed(batch.extensions) if e.pk == own_id)
+        ring = ring_of(own, viewer, batch.contacts.get(own.pk) if viewer.details else None)
+        if ring == self.ring:
+            return frames
+        self.ring = ring
+        with translation.override(self.language or None):
+            banner = render_incoming_oob(ring)
+        last = frames[-1].text if frames else ""
+        return (*frames[:-1], *(Frame(text) for text in pack([last, banner]) if text))
+
+    def request_resync(self) -> None:
+        """Send the whole grid again, from this socket's own task (in order with its other
+        handlers); batches meanwhile wait."""
+        self.syncing = True
+        if self.resync_requested:
+            return
+        self.resync_requested = True
+        task = asyncio.get_running_loop().create_task(
+            self.channel_layer.send(self.channel_name, {"type": "board.resync"})
+        )
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
     # --- channel layer events, one handler each -------------------------------------------
 
-    async def extensions_changed(self, event: dict[str, Any]) -> None:
-        observe_push(event)
-        viewer = self.viewer
-        if viewer is None:
-            return
-        batch = batch_of(event)
-        # One writer per tenant stamps consecutive numbers and publishes them in order, so a
-        # gap means this socket missed a message (e.g. the channel layer reconnected).
-        if (
-            batch.first > self.seq + 1
-            or any(e.pk not in self.known for e in batch.extensions)
-            or any(e.active and e.pk in self.inactive for e in batch.extensions)
-        ):
-            await self.send_everything()
-            return
-        self.seq = max(self.seq, batch.last)
-        changed = [e for e in batch.extensions if e.pk in self.visible]
-        if not changed:
-            return
-        if not all(extension.active for extension in changed):
-            # A tile goes away: the whole grid, sections and counts included.
-            await self.send_everything()
-            return
-        messages = list(tile_messages(batch, viewer, changed))
-        own = next((e for e in changed if e.pk == viewer.own_extension_id), None)
-        if own is not None:
-            ring = ring_of(own, viewer, batch.contacts.get(own.pk) if viewer.details else None)
-            if ring != self.ring:
-                self.ring = ring
-                messages[-1:] = pack([messages[-1], render_incoming_oob(ring)])
-        for message in messages:
-            await self.send(text_data=message)
+    async def board_resync(self, event: dict[str, Any]) -> None:
+        self.resync_requested = False
+        await self.send_everything()
 
     async def tenant_status(self, event: dict[str, Any]) -> None:
         tenant = await Tenant.objects.filter(pk=event["tenant_id"]).afirst()
         if tenant is not None:
-            await self.send(text_data=render_status_oob(tenant))
+            self.emit(render_status_oob(tenant))
 
     async def visibility_changed(self, event: dict[str, Any]) -> None:
         await self.send_everything()
@@ -312,8 +403,6 @@ class BoardConsumer(AsyncWebsocketConsumer):
             contact = (
                 await database_sync_to_async(lookup_contacts)(self.viewer.tenant, [attempt.callee])
             ).get(attempt.callee)
-        await self.send(
-            text_data=render_call_oob(
-                attempt, self.viewer.tenant.account, contact.name if contact else ""
-            )
+        self.emit(
+            render_call_oob(attempt, self.viewer.tenant.account, contact.name if contact else "")
         )

@@ -1,100 +1,133 @@
-"""A pushed batch of tile changes, decoded and rendered once per process for all its sockets.
+"""A pushed batch of tile changes, decoded once per process and rendered once per audience.
 
-Every socket of a tenant receives the same batch message. What each one sends differs only by
-what its user may see and how (``Viewer.variant``), so the decoding of the batch and the
-messages for each combination of tiles and variants are shared: a thousand sockets of equal
-rights cost one decode and one render, then a dictionary lookup each.
+Every socket of a tenant receives the same batch. What each one sends differs only by what
+its user may see and how: sockets with the same ``Audience`` (the same shared id sets, rights,
+own extension, favourites and language) send the same frames, so a batch costs one decode,
+one render per audience, and per socket a dictionary lookup and a write.
 
-Runs in the event loop's thread only (the consumers' handlers), hence no locks.
+Runs in the event loop's thread only (the fan-out's reader), hence no locks.
 """
 
 import json
-from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from django.utils import timezone
-from django.utils.translation import get_language
+from django.utils import translation
 
 from ctiboard.contacts.models import Contact
+from ctiboard.lib.wsframes import Frame
 from ctiboard.pbx.models import Extension
 
 from .rendering import pack, render_tile_oob
 from .viewer import Viewer
 
-# Batches in flight at once per process: one per tenant, plus a few behind it.
-_BATCHES_KEPT = 64
-# Messages kept: per batch, one per combination of visible tiles and variants.
-_MESSAGES_KEPT = 512
+
+@dataclass(frozen=True)
+class Audience:
+    """Everything a batch's frames depend on besides the batch. Hashable; sockets of equal
+    rights share the frozensets (``consumers.shared_ids``), so equality is mostly identity."""
+
+    known: frozenset[int]
+    inactive: frozenset[int]
+    visible: frozenset[int]
+    account: str
+    crm_url_template: str
+    own_extension_id: int | None
+    may_call: bool
+    details: bool
+    favourites: frozenset[int]
+    language: str
+
+    @classmethod
+    def of(
+        cls,
+        viewer: Viewer,
+        *,
+        known: frozenset[int],
+        inactive: frozenset[int],
+        visible: frozenset[int],
+        language: str,
+    ) -> "Audience":
+        return cls(
+            known=known,
+            inactive=inactive,
+            visible=visible,
+            account=viewer.tenant.account,
+            crm_url_template=viewer.tenant.crm_url_template,
+            own_extension_id=viewer.own_extension_id,
+            may_call=viewer.may_call,
+            details=viewer.details,
+            favourites=viewer.favourites,
+            language=language,
+        )
+
+
+class Resync:
+    """The batch tells a socket that more than its tiles changed: it must send the whole
+    grid (an extension it does not know, one that came back or one that went away)."""
+
+
+RESYNC = Resync()
 
 
 @dataclass(frozen=True)
 class Batch:
     """One ``extensions.changed`` message of the ingest worker, decoded."""
 
-    key: str  # the name the worker gave it ("" if none: then it is not shared)
     first: int
     last: int
     extensions: tuple[Extension, ...]
     # The call partner's phonebook entry by extension id, as the worker looked it up.
     contacts: Mapping[int, Contact]
+    # The batch's frames by audience, filled as sockets ask.
+    frames: dict[Audience, "tuple[Frame, ...] | Resync"] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    ids: frozenset[int] = field(default=frozenset(), compare=False, repr=False)
 
-
-_batches: OrderedDict[str, Batch] = OrderedDict()
-_messages: OrderedDict[tuple[Any, ...], tuple[str, ...]] = OrderedDict()
+    def frames_for(self, audience: Audience, viewer: Viewer) -> "tuple[Frame, ...] | Resync":
+        found = self.frames.get(audience)
+        if found is None:
+            found = self.frames[audience] = changes_for(self.extensions, self, audience, viewer)
+        return found
 
 
 def batch_of(event: Mapping[str, Any]) -> Batch:
-    # A worker of the previous release names no batches, sends a list of payloads and no
-    # contacts.
-    key = str(event.get("batch") or "")
-    batch = _batches.get(key) if key else None
-    if batch is None:
-        payloads = json.loads(event["tiles"]) if "tiles" in event else event["extensions"]
-        seqs = [payload["seq"] for payload in payloads]
-        extensions = tuple(Extension.from_payload(payload) for payload in payloads)
-        contacts = {
-            payload["id"]: Contact(name=found[0], vip=bool(found[1]))
-            for payload in payloads
-            if (found := payload.get("contact"))
-        }
-        batch = Batch(key, min(seqs), max(seqs), extensions, contacts)
-        if key:
-            _keep(_batches, key, batch, _BATCHES_KEPT)
-    return batch
-
-
-def tile_messages(batch: Batch, viewer: Viewer, extensions: list[Extension]) -> tuple[str, ...]:
-    """The out-of-band tiles of ``extensions`` (of ``batch``) as ``viewer`` sees them, packed
-    into messages."""
-    key = (
-        batch.key,
-        viewer.tenant.account,
-        viewer.tenant.crm_url_template,
-        get_language(),
-        timezone.localdate(),
-        viewer.details,
-        tuple((extension.pk, viewer.variant(extension)) for extension in extensions),
+    # A worker of the previous release sends a list of payloads and no contacts.
+    payloads = json.loads(event["tiles"]) if "tiles" in event else event["extensions"]
+    seqs = [payload["seq"] for payload in payloads]
+    extensions = tuple(Extension.from_payload(payload) for payload in payloads)
+    contacts = {
+        payload["id"]: Contact(name=found[0], vip=bool(found[1]))
+        for payload in payloads
+        if (found := payload.get("contact"))
+    }
+    return Batch(
+        min(seqs), max(seqs), extensions, contacts, ids=frozenset(e.pk for e in extensions)
     )
-    messages = _messages.get(key) if batch.key else None
-    if messages is None:
-        messages = tuple(
-            pack(
-                render_tile_oob(
-                    extension,
-                    viewer,
-                    batch.contacts.get(extension.pk) if viewer.details else None,
-                )
-                for extension in extensions
-            )
+
+
+def changes_for(
+    extensions: tuple[Extension, ...] | list[Extension],
+    batch: Batch,
+    audience: Audience,
+    viewer: Viewer,
+) -> "tuple[Frame, ...] | Resync":
+    """What a socket of ``audience`` sends for these extensions of ``batch``."""
+    if any(
+        e.pk not in audience.known or (e.active and e.pk in audience.inactive) for e in extensions
+    ):
+        return RESYNC
+    changed = [e for e in extensions if e.pk in audience.visible]
+    if not changed:
+        return ()
+    if not all(extension.active for extension in changed):
+        # A tile goes away: the whole grid, sections and counts included.
+        return RESYNC
+    with translation.override(audience.language):
+        messages = pack(
+            render_tile_oob(e, viewer, batch.contacts.get(e.pk) if viewer.details else None)
+            for e in changed
         )
-        if batch.key:
-            _keep(_messages, key, messages, _MESSAGES_KEPT)
-    return messages
-
-
-def _keep(cache: OrderedDict[Any, Any], key: Any, value: Any, size: int) -> None:
-    cache[key] = value
-    if len(cache) > size:
-        cache.popitem(last=False)
+    return tuple(Frame(message) for message in messages)

@@ -1,0 +1,164 @@
+"""WebSocket messages written to many sockets at the cost of one.
+
+A pushed batch goes to every board socket of a tenant. Through Channels and Daphne each socket
+would encode the text to UTF-8, frame it and queue it again (``send`` → ``handle_reply`` →
+``serverSend`` → ``sendMessage``); a ``Frame`` is encoded and framed once (autobahn's
+``PreparedMessage``, made for broadcast), and under Daphne the writer hands it straight to the
+connection's autobahn protocol. Under any other ASGI server (the test communicator, uvicorn)
+the writer sends through ASGI as usual, from a queue of its own that keeps the socket's
+messages in order.
+
+The writers are called from the event loop's thread only; under Daphne that is also the
+Twisted reactor's thread (asyncioreactor), so writing to the protocol there is what Daphne's
+own ``handle_reply`` does.
+"""
+
+import asyncio
+import functools
+import logging
+import sys
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+# The scope key under which the outermost middleware leaves Daphne's protocol object.
+SCOPE_KEY = "ctiboard.daphne_protocol"
+
+
+class Frame:
+    """One text message; its UTF-8 bytes and WebSocket framing are made once, on first use."""
+
+    __slots__ = ("_prepared", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._prepared: Any = None
+
+    @property
+    def prepared(self) -> Any:
+        if self._prepared is None:
+            from autobahn.websocket.protocol import PreparedMessage
+
+            # A server's frames are not masked; compression stays possible (autobahn then
+            # compresses per connection from the kept payload; Daphne negotiates none).
+            self._prepared = PreparedMessage(
+                self.text.encode(), isBinary=False, applyMask=False, doNotCompress=False
+            )
+        return self._prepared
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+
+class SocketWriter(Protocol):
+    def write(self, frame: Frame) -> None:
+        """Queue ``frame`` after everything written before (never blocks)."""
+
+    async def flush(self) -> None:
+        """Return once everything written so far has been handed to the server."""
+
+    def close(self) -> None:
+        """Drop what is still queued; the socket is gone."""
+
+
+class DaphneWriter:
+    """Writes prepared frames to Daphne's autobahn protocol of one connection."""
+
+    __slots__ = ("protocol",)
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+    def write(self, frame: Frame) -> None:
+        protocol = self.protocol
+        # Closing or closed: what Daphne's handle_reply would drop too.
+        if protocol is not None and protocol.state == protocol.STATE_OPEN:
+            protocol.sendPreparedMessage(frame.prepared)
+
+    async def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self.protocol = None
+
+
+class QueueWriter:
+    """Sends through the ASGI ``send`` callable, one message after the other, in order."""
+
+    def __init__(self, send: ASGISend) -> None:
+        self._send = send
+        self._queue: asyncio.Queue[Frame] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def write(self, frame: Frame) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+        self._queue.put_nowait(frame)
+
+    async def _drain(self) -> None:
+        while True:
+            frame = await self._queue.get()
+            try:
+                await self._send({"type": "websocket.send", "text": frame.text})
+            except Exception:  # the connection went away under us; nothing more to send
+                logger.debug("a queued socket message could not be sent", exc_info=True)
+                self._discard()
+                return
+            finally:
+                self._queue.task_done()
+
+    def _discard(self) -> None:
+        while not self._queue.empty():
+            self._queue.get_nowait()
+            self._queue.task_done()
+
+    async def flush(self) -> None:
+        await self._queue.join()
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self._discard()
+
+
+def daphne_protocol(send: Any) -> Any | None:
+    """Daphne's protocol object behind its ASGI ``send`` (``partial(Server.handle_reply,
+    protocol)``), or None for any other server."""
+    server_module = sys.modules.get("daphne.server")
+    if server_module is None or not isinstance(send, functools.partial) or not send.args:
+        return None
+    owner = getattr(send.func, "__self__", None)
+    if not isinstance(owner, server_module.Server):
+        return None
+    protocol = send.args[0]
+    if not hasattr(protocol, "sendPreparedMessage") or not hasattr(protocol, "STATE_OPEN"):
+        return None
+    return protocol
+
+
+def writer_for(scope: MutableMapping[str, Any], send: ASGISend) -> SocketWriter:
+    protocol = scope.get(SCOPE_KEY)
+    if protocol is not None:
+        return DaphneWriter(protocol)
+    return QueueWriter(send)
+
+
+class DirectFrames:
+    """ASGI middleware, outermost for ``websocket``: leaves Daphne's protocol in the scope.
+
+    Middlewares further in wrap ``send`` in closures of their own; only the outermost one
+    still sees the callable Daphne passed.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            protocol = daphne_protocol(send)
+            if protocol is not None:
+                scope = {**scope, SCOPE_KEY: protocol}
+        await self.app(scope, receive, send)
