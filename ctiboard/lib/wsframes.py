@@ -140,9 +140,13 @@ def daphne_protocol(send: Any) -> Any | None:
 
 
 def writer_for(scope: MutableMapping[str, Any], send: ASGISend) -> SocketWriter:
+    from ctiboard.ops.metrics import SOCKET_WRITERS
+
     protocol = scope.get(SCOPE_KEY)
     if protocol is not None:
+        SOCKET_WRITERS.labels("direct").inc()
         return DaphneWriter(protocol)
+    SOCKET_WRITERS.labels("queued").inc()
     return QueueWriter(send)
 
 

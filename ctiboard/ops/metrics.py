@@ -28,8 +28,15 @@ STREAM_RECONNECTS = Counter(
 SOCKETS_OPEN = Gauge("ctiboard_sockets_open", "Board WebSockets open in this web process.")
 PUSH_LATENCY = Histogram(
     "ctiboard_push_latency_seconds",
-    "From the worker's channel-layer send (after commit) to a board socket handling the change.",
+    "From the worker's channel-layer send (after commit) to this process's fan-out taking the"
+    " batch for its board sockets.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+SOCKET_WRITERS = Counter(
+    "ctiboard_sockets",
+    "Board WebSockets opened, by how pushes reach them: direct (frames written to Daphne's"
+    " connection) or queued (through ASGI, under any other server).",
+    ["writer"],
 )
 LEASES_HELD = Gauge("ctiboard_ingest_leases_held", "Tenants whose lease this worker holds.")
 LIVE_WORKERS = Gauge(
