@@ -216,10 +216,13 @@ CTIBOARD_SIMULATOR_PREFIX = "/pbx-simulator"
 CTIBOARD_DEMO_PASSWORD = env_str("CTIBOARD_DEMO_PASSWORD", "demo")
 # Seconds between re-syncs of each tenant's extension list from /extensions/phone/data.
 CTIBOARD_EXTENSION_SYNC_INTERVAL = env_float("CTIBOARD_EXTENSION_SYNC_INTERVAL", 300, minimum=1)
-# Under load the ingest worker stores (and pushes to the boards) at most one batch per tenant
-# this often, in seconds: an event after a quiet spell goes out at once, a burst is gathered
-# into one transaction and one message per board instead of one per event.
-CTIBOARD_BATCH_INTERVAL = env_float("CTIBOARD_BATCH_INTERVAL", 0.05, minimum=0)
+# Under load the ingest worker stores (and publishes) at most one batch per tenant this often,
+# in seconds: an event after a quiet spell goes out at once, a burst is gathered into one
+# transaction. 0: whatever arrived while the previous batch was stored.
+CTIBOARD_BATCH_INTERVAL = env_float("CTIBOARD_BATCH_INTERVAL", 0.01, minimum=0)
+# A web process sends each board socket at most one round of changes this often, in seconds
+# (board.fanout): more than a screen can show only costs the browsers time.
+CTIBOARD_PUSH_INTERVAL = env_float("CTIBOARD_PUSH_INTERVAL", 0.02, minimum=0)
 # Seconds without any frame on a CTI stream before it counts as stalled and is reopened.
 CTIBOARD_STREAM_READ_TIMEOUT = env_float("CTIBOARD_STREAM_READ_TIMEOUT", 60, minimum=1)
 # Keys that encrypt stored CTI API passwords (comma-separated; the first encrypts, all

@@ -7,22 +7,33 @@ task would wake up to decode, check and send it: ~100 µs a socket, a core at 25
 once, each socket's checks are a few comparisons (``BoardConsumer.on_batch``), the frames are
 rendered once per audience and written without a task switch (``ctiboard.lib.wsframes``).
 
+Rounds are at least ``CTIBOARD_PUSH_INTERVAL`` apart; batches that arrive meanwhile, or
+while a round is busy, wait in the inbox, and the next round merges those with consecutive
+numbers into one. A quiet tenant's change goes out at once; a busy one's reach each socket as
+one message per round, and a process with thousands of sockets sends fewer, larger messages
+instead of falling behind: the batching adapts to each process's load, which the worker
+cannot see.
+
 Whatever else the tenant's group carries (the PBX status) is forwarded to each socket's own
 channel, to its consumer's handlers as before.
 """
 
 import asyncio
 import logging
+import math
 import weakref
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from channels.layers import BaseChannelLayer, get_channel_layer
+from django.conf import settings
 
 from ctiboard.ops.metrics import observe_push
 from ctiboard.pbx.events import tenant_group
 
-from .pushes import Batch, batch_of
+from .pushes import Batch, batch_of, merge
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +51,17 @@ class _Feed:
     subscribers: set[Subscriber] = field(default_factory=set)
     channel: str = ""
     opened: "asyncio.Task[None] | None" = None
-    reader: "asyncio.Task[None] | None" = None
+    tasks: "list[asyncio.Task[None]]" = field(default_factory=list)
+    inbox: deque[dict[str, Any]] = field(default_factory=deque)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class FanOut:
     """The tenant subscriptions of one event loop (a web process) on one channel layer."""
 
-    def __init__(self, layer: BaseChannelLayer) -> None:
+    def __init__(self, layer: BaseChannelLayer, interval: float | None = None) -> None:
         self.layer = layer
+        self.interval = settings.CTIBOARD_PUSH_INTERVAL if interval is None else interval
         self._feeds: dict[int, _Feed] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -84,9 +98,11 @@ class FanOut:
     async def _open(self, feed: _Feed) -> None:
         feed.channel = await self.layer.new_channel("fanout.")
         await self.layer.group_add(tenant_group(feed.tenant_id), feed.channel)
-        feed.reader = asyncio.get_running_loop().create_task(
-            self._read(feed), name=f"fanout-{feed.tenant_id}"
-        )
+        loop = asyncio.get_running_loop()
+        feed.tasks = [
+            loop.create_task(self._receive(feed), name=f"fanout-receive-{feed.tenant_id}"),
+            loop.create_task(self._deliver(feed), name=f"fanout-deliver-{feed.tenant_id}"),
+        ]
 
     async def _close(self, feed: _Feed) -> None:
         if feed.opened is not None and not feed.opened.done():
@@ -94,34 +110,72 @@ class FanOut:
                 await feed.opened
             except Exception:
                 return
-        if feed.reader is not None:
-            feed.reader.cancel()
+        for task in feed.tasks:
+            task.cancel()
         if feed.channel:
             try:
                 await self.layer.group_discard(tenant_group(feed.tenant_id), feed.channel)
             except Exception:  # the layer is gone (a test's loop ending, Redis down): it expires
                 logger.debug("could not leave %s", tenant_group(feed.tenant_id), exc_info=True)
 
-    async def _read(self, feed: _Feed) -> None:
+    async def _receive(self, feed: _Feed) -> None:
         while True:
-            message = await self.layer.receive(feed.channel)
-            try:
-                await self._deliver(feed, message)
-            except Exception:
-                logger.exception("could not deliver a %s message", message.get("type"))
+            feed.inbox.append(await self.layer.receive(feed.channel))
+            feed.arrived.set()
 
-    async def _deliver(self, feed: _Feed, message: dict[str, Any]) -> None:
-        if message.get("type") != "extensions.changed":
-            for subscriber in list(feed.subscribers):
-                await self.layer.send(subscriber.channel_name, message)
-            return
-        observe_push(message)
-        batch = batch_of(message)
+    async def _deliver(self, feed: _Feed) -> None:
+        loop = asyncio.get_running_loop()
+        last_round = -math.inf
+        while True:
+            await feed.arrived.wait()
+            # A round at most every interval: the first change after a quiet spell goes at
+            # once, a busy tenant's changes in one message per round (a browser draws a
+            # screen 60 times a second at most; more messages only cost it time).
+            wait = last_round + self.interval - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            feed.arrived.clear()
+            last_round = loop.time()
+            messages = list(feed.inbox)
+            feed.inbox.clear()
+            for item in _coalesced(messages):
+                try:
+                    if isinstance(item, Batch):
+                        self._fan_out(feed, item)
+                    else:
+                        for subscriber in list(feed.subscribers):
+                            await self.layer.send(subscriber.channel_name, item)
+                except Exception:
+                    logger.exception("could not deliver a message of %s", feed.tenant_id)
+
+    def _fan_out(self, feed: _Feed, batch: Batch) -> None:
         for subscriber in list(feed.subscribers):
             try:
                 subscriber.on_batch(batch)
             except Exception:  # one socket's failure must not cost the others the batch
                 logger.exception("a board socket could not take a batch")
+
+
+def _coalesced(messages: list[dict[str, Any]]) -> Iterator[Batch | dict[str, Any]]:
+    """The inbox in order, each run of batches with consecutive numbers as one batch.
+
+    A gap (a lost message) ends a run: merged across it, a socket could not notice it."""
+    run: list[Batch] = []
+    for message in messages:
+        if message.get("type") != "extensions.changed":
+            if run:
+                yield merge(run)
+                run = []
+            yield message
+            continue
+        observe_push(message)
+        batch = batch_of(message)
+        if run and batch.first != run[-1].last + 1:
+            yield merge(run)
+            run = []
+        run.append(batch)
+    if run:
+        yield merge(run)
 
 
 _fanouts: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FanOut]" = (

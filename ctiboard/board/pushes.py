@@ -108,6 +108,29 @@ def batch_of(event: Mapping[str, Any]) -> Batch:
     )
 
 
+def merge(batches: list[Batch]) -> Batch:
+    """Consecutive batches as one: each extension in its latest state, with the contact of
+    that state (an earlier call's partner must not stay on the tile)."""
+    if len(batches) == 1:
+        return batches[0]
+    latest: dict[int, Extension] = {}
+    contacts: dict[int, Contact] = {}
+    for batch in batches:
+        for extension in batch.extensions:
+            latest.pop(extension.pk, None)
+            latest[extension.pk] = extension
+            contacts.pop(extension.pk, None)
+            if extension.pk in batch.contacts:
+                contacts[extension.pk] = batch.contacts[extension.pk]
+    return Batch(
+        batches[0].first,
+        batches[-1].last,
+        tuple(latest.values()),
+        contacts,
+        ids=frozenset(latest),
+    )
+
+
 def changes_for(
     extensions: tuple[Extension, ...] | list[Extension],
     batch: Batch,

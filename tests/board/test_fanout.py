@@ -2,7 +2,11 @@
 socket syncs, and frames written once for many sockets."""
 
 import asyncio
+import collections
+import contextlib
 import functools
+import json
+import socket
 import threading
 from typing import Any
 
@@ -13,11 +17,13 @@ from django.contrib.auth.models import User
 from django.db import close_old_connections
 
 from ctiboard.board import consumers
-from ctiboard.board.fanout import fanout
+from ctiboard.board.fanout import _coalesced, fanout
+from ctiboard.board.pushes import Batch, merge
 from ctiboard.cti.events import StateEvent
 from ctiboard.lib.wsframes import DaphneWriter, Frame, QueueWriter, daphne_protocol
 from ctiboard.pbx import store
 from ctiboard.pbx.events import tenant_group
+from ctiboard.pbx.models import Extension, Tenant
 from tests.board.test_consumer import apply, session_cookie, state, tile_ids
 from tests.board.test_socket_sync import open_socket, receive_sync
 from tests.conftest import Company
@@ -36,8 +42,8 @@ async def test_a_process_subscribes_once_per_tenant(
         await open_socket(owner, company, cookie=owner_cookie),
         await open_socket(stranger, other_company),
     ]
-    for socket in sockets:
-        await receive_sync(socket)
+    for board in sockets:
+        await receive_sync(board)
 
     members = layer.groups.get(tenant_group(company.tenant.pk), {})
     assert len(members) == 1 and next(iter(members)).startswith("fanout.")
@@ -45,12 +51,12 @@ async def test_a_process_subscribes_once_per_tenant(
     assert fanout().subscribers(other_company.tenant.pk) == 1
 
     await apply(company, state("102", "in-use"))
-    for socket in sockets[:3]:
-        assert tile_ids(await socket.receive_from()) == {f"ext-{company.extensions[2].pk}"}
+    for board in sockets[:3]:
+        assert tile_ids(await board.receive_from()) == {f"ext-{company.extensions[2].pk}"}
     assert await sockets[3].receive_nothing(timeout=0.2)
 
-    for socket in sockets:
-        await socket.disconnect()
+    for board in sockets:
+        await board.disconnect()
     await asyncio.sleep(0.05)  # the last socket's leaving closes the subscription
     assert fanout().subscribers(company.tenant.pk) == 0
     assert not layer.groups.get(tenant_group(company.tenant.pk))
@@ -148,6 +154,7 @@ class FakeProtocol:
     def __init__(self) -> None:
         self.state = self.STATE_OPEN
         self.sent: list[bytes] = []
+        self.transport = None
 
     def sendPreparedMessage(self, prepared: Any) -> None:
         self.sent.append(prepared.payloadHybi)
@@ -193,7 +200,7 @@ async def test_the_queue_writer_keeps_order_and_flushes() -> None:
     writer.close()
 
 
-async def test_the_queue_writer_stops_when_the_socket_is_gone() -> None:
+async def test_the_queue_writer_stops_when_the_boardis_gone() -> None:
     async def send(message: dict[str, Any]) -> None:
         raise OSError("gone")
 
@@ -211,3 +218,151 @@ def test_daphnes_protocol_is_found_behind_its_send_only() -> None:
     assert daphne_protocol(functools.partial(server.handle_reply, protocol)) is protocol
     assert daphne_protocol(functools.partial(print, protocol)) is None
     assert daphne_protocol(lambda message: None) is None
+
+
+# --- batches that waited for a busy fan-out -------------------------------------------------
+
+
+def _message(seq: int, *tiles: tuple[int, str], contact: str | None = None) -> dict[str, Any]:
+    payloads = [
+        {
+            **Extension(pk=pk, tenant_id=1, number=str(100 + pk), line=line, seq=seq).to_payload(),
+            **({"contact": [contact, False]} if contact else {}),
+        }
+        for pk, line in tiles
+    ]
+    return {"type": "extensions.changed", "tiles": json.dumps(payloads)}
+
+
+def test_waiting_batches_with_consecutive_numbers_go_as_one() -> None:
+    messages = [
+        _message(1, (1, "ringing"), contact="Anna"),
+        _message(2, (2, "idle")),
+        _message(3, (1, "in-use")),
+        {"type": "tenant.status", "tenant_id": 1},
+        _message(4, (2, "ringing")),
+        _message(6, (3, "idle")),  # 5 was lost on the way
+    ]
+    first, status, second, third = _coalesced(messages)
+    assert isinstance(first, Batch) and (first.first, first.last) == (1, 3)
+    assert {e.pk: e.line for e in first.extensions} == {1: "in-use", 2: "idle"}
+    assert first.ids == {1, 2}
+    # The later state came without a contact: the earlier call's partner must not stay.
+    assert first.contacts == {}
+    assert status == {"type": "tenant.status", "tenant_id": 1}
+    assert isinstance(second, Batch) and (second.first, second.last) == (4, 4)
+    assert isinstance(third, Batch) and (third.first, third.last) == (6, 6)
+
+
+def test_the_latest_contact_of_a_merged_batch_is_kept() -> None:
+    (batch,) = _coalesced([_message(1, (1, "idle")), _message(2, (1, "ringing"), contact="Bo")])
+    assert isinstance(batch, Batch)
+    assert batch.contacts[1].name == "Bo"
+    assert merge([batch]) is batch
+
+
+async def test_a_busy_fan_out_sends_what_waited_as_one_message(
+    owner: User, company: Company
+) -> None:
+    socket = await open_socket(owner, company)
+    await receive_sync(socket)
+    seq = (await Tenant.objects.aget(pk=company.tenant.pk)).event_seq
+    layer = get_channel_layer()
+    (channel,) = layer.groups[tenant_group(company.tenant.pk)]
+    first, second = company.extensions[1], company.extensions[2]
+    # Both wait before the fan-out's next round: the in-memory send does not yield.
+    for number, extension in enumerate((first, second), start=seq + 1):
+        extension.line, extension.seq = "ringing", number
+        await layer.send(
+            channel, {"type": "extensions.changed", "tiles": json.dumps([extension.to_payload()])}
+        )
+    pushed = await socket.receive_from()
+    assert tile_ids(pushed) == {f"ext-{first.pk}", f"ext-{second.pk}"}
+    assert await socket.receive_nothing(timeout=0.2)
+    await socket.disconnect()
+
+
+class FakeTransport:
+    """What DaphneWriter reads of a Twisted TCP transport, over a real socket."""
+
+    TLS = False
+    connected = 1
+    disconnecting = 0
+    _writeDisconnected = False
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.socket = sock
+        self.dataBuffer = b""
+        self._tempDataBuffer: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self._tempDataBuffer.append(data)
+
+
+def _open_protocol(sock: socket.socket) -> Any:
+    protocol = FakeProtocol()
+    protocol._perMessageCompress = None
+    protocol.send_queue = collections.deque()
+    protocol.transport = FakeTransport(sock)
+    return protocol
+
+
+def test_an_idle_connection_gets_the_frame_at_once() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        protocol = _open_protocol(ours)
+        frame = Frame("<article>1</article>")
+        DaphneWriter(protocol).write(frame)
+        assert theirs.recv(1000) == frame.prepared.payloadHybi
+        assert protocol.transport._tempDataBuffer == [] and protocol.sent == []
+
+
+def test_a_frame_behind_buffered_data_waits_its_turn() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        protocol = _open_protocol(ours)
+        protocol.transport._tempDataBuffer.append(b"earlier")
+        DaphneWriter(protocol).write(Frame("later"))
+        theirs.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            theirs.recv(1000)
+        # Not by the shortcut: through autobahn and Twisted's buffer, after what waits there.
+        assert len(protocol.sent) == 1
+
+
+def test_what_the_kernel_does_not_take_is_buffered() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setblocking(False)
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        protocol = _open_protocol(ours)
+        frame = Frame("x" * 2_000_000)
+        DaphneWriter(protocol).write(frame)
+        buffered = b"".join(protocol.transport._tempDataBuffer)
+        theirs.setblocking(False)
+        received = b""
+        with contextlib.suppress(BlockingIOError):
+            while chunk := theirs.recv(1 << 20):
+                received += chunk
+        assert buffered and received + buffered == frame.prepared.payloadHybi
+
+
+async def test_changes_within_the_push_interval_go_in_one_round(
+    owner: User, company: Company, settings: Any
+) -> None:
+    settings.CTIBOARD_PUSH_INTERVAL = 0.3
+    board = await open_socket(owner, company)
+    await receive_sync(board)
+    await apply(company, state("101", "ringing"))
+    started = asyncio.get_running_loop().time()
+    assert tile_ids(await board.receive_from()) == {f"ext-{company.extensions[1].pk}"}
+    await apply(company, state("102", "ringing"))
+    await apply(company, state("101", "in-use"))
+    pushed = await board.receive_from(timeout=2)
+    assert asyncio.get_running_loop().time() - started >= 0.25
+    assert tile_ids(pushed) == {
+        f"ext-{company.extensions[1].pk}",
+        f"ext-{company.extensions[2].pk}",
+    }
+    assert await board.receive_nothing(timeout=0.4)
+    await board.disconnect()
