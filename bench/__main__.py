@@ -72,7 +72,10 @@ def configure(args: argparse.Namespace, workdir: Path) -> Context:
         ctx.sockets = [0, 100, 250, 500, 1000, 2000, 5000]
         ctx.profile = profile.available()
         ctx.probe_rate = 50.0
-        ctx.topology_budget = 200.0
+        # Room to reach 5,000 sockets at ~60 ms per connect of a 500-tile board.
+        ctx.topology_budget = 420.0
+    if args.ramp_budget:
+        ctx.topology_budget = args.ramp_budget
     if args.sockets:
         ctx.sockets = sorted({0, *(int(n) for n in args.sockets.split(","))})
     if args.profile is not None:
@@ -109,6 +112,11 @@ def main(argv: list[str]) -> int:
         "--ingest-extensions", type=int, help="extensions of the recorded tenant (5000)"
     )
     parser.add_argument("--window", type=float, help="seconds measured per e2e step")
+    parser.add_argument(
+        "--ramp-budget",
+        type=float,
+        help="seconds per e2e topology for its socket steps (full 420, quick 60)",
+    )
     parser.add_argument(
         "--profile",
         action=argparse.BooleanOptionalAction,

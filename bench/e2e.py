@@ -383,7 +383,6 @@ def sweep(ctx: Any, target: Target, chromium: Any, rate: float) -> dict[str, Any
             time.sleep(2)
         opened = 0
         connect_cost = 0.0  # seconds per socket connect, as measured so far
-        quiet_since: tuple[int, int] | None = None  # (sockets, RSS) with no traffic since
         deadline = time.monotonic() + ctx.topology_budget
         for count in ctx.sockets:
             step: dict[str, Any] = {"sockets": count}
@@ -399,6 +398,9 @@ def sweep(ctx: Any, target: Target, chromium: Any, rate: float) -> dict[str, Any
                     ),
                 }
                 break
+            # Traffic is paused (and drained) here: what the RSS grows by while the step's
+            # sockets connect is what they cost, apart from caches that fill with traffic.
+            rss_before, opened_before = rss_bytes(target.web_pid), opened
             if count > opened:
                 answer = clients.command(
                     cmd="connect",
@@ -418,12 +420,10 @@ def sweep(ctx: Any, target: Target, chromium: Any, rate: float) -> dict[str, Any
             step["web_rss_mb"] = round(rss / 2**20, 1)
             if count:
                 step["kb_per_socket"] = round((rss - rss_idle) / 1024 / count, 1)
-            if quiet_since is not None and count > quiet_since[0]:
-                # No traffic since the previous step: what these sockets alone added.
+            if opened > opened_before:
                 step["kb_per_socket_marginal"] = round(
-                    (rss - quiet_since[1]) / 1024 / (count - quiet_since[0]), 1
+                    (rss - rss_before) / 1024 / (opened - opened_before), 1
                 )
-            quiet_since = (count, rss)
             if "stopped_at" in result:
                 # Latency is past measuring; the sockets still tell what they cost.
                 step["memory_only"] = True
@@ -438,7 +438,6 @@ def sweep(ctx: Any, target: Target, chromium: Any, rate: float) -> dict[str, Any
                     result["ramp_stopped_at"] = {"sockets": count, "why": "connects failed"}
                     break
                 continue
-            quiet_since = None
             set_traffic(target.control, rate)
             time.sleep(ctx.warmup)
             since = time.time() * 1000
