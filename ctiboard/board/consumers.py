@@ -180,8 +180,8 @@ class BoardConsumer(AsyncWebsocketConsumer):
         self.writer = writer_for(self.scope, self.base_send)
         # The tenant's batches through the process's one subscription (fanout), the user's
         # own events (rights, favourites, call progress) through this socket's channel.
-        await fanout().subscribe(membership.tenant_id, self)
         self.tenant_id = membership.tenant_id
+        await fanout().subscribe(membership.tenant_id, self)
         self.groups_joined = (user_group(user.pk),)
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
@@ -190,13 +190,24 @@ class BoardConsumer(AsyncWebsocketConsumer):
         # changed since, or the whole current state if more than tiles changed.
         await self.send_everything(PageGrid.from_query(query))
 
-    async def disconnect(self, code: int) -> None:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # However the consumer ends (a handler that raised, a cancelled application
+            # instance), the fan-out must not keep it.
+            self._leave_fanout()
+
+    def _leave_fanout(self) -> None:
         if self.tenant_id is not None:
             fanout().unsubscribe(self.tenant_id, self)
             self.tenant_id = None
         if self.writer is not None:
             self.writer.close()
         self.pending = []
+
+    async def disconnect(self, code: int) -> None:
+        self._leave_fanout()
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 

@@ -366,3 +366,19 @@ async def test_changes_within_the_push_interval_go_in_one_round(
     }
     assert await board.receive_nothing(timeout=0.4)
     await board.disconnect()
+
+
+async def test_a_consumer_that_crashed_leaves_the_fan_out(
+    owner: User, company: Company, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: Any, text_data: str | None = None, bytes_data: Any = None) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(consumers.BoardConsumer, "receive", broken)
+    board = await open_socket(owner, company)
+    await receive_sync(board)
+    assert fanout().subscribers(company.tenant.pk) == 1
+    await board.send_to(text_data="{}")
+    with pytest.raises(RuntimeError):
+        await board.receive_from()
+    assert fanout().subscribers(company.tenant.pk) == 0
