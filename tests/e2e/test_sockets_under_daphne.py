@@ -10,6 +10,7 @@ import httpx
 from websockets.sync.client import ClientConnection, connect
 
 from tests.e2e.conftest import Demo
+from tests.login import form_login
 
 TILE = re.compile(
     r'<article id="ext-\d+" class="tile line-([\w-]+)[^"]*"\s+data-seq="\d+" '
@@ -18,18 +19,7 @@ TILE = re.compile(
 
 
 def session(demo: Demo, username: str) -> str:
-    with httpx.Client(base_url=demo.url, timeout=10) as client:
-        client.get("/login/").raise_for_status()
-        response = client.post(
-            "/login/",
-            data={
-                "username": username,
-                "password": "demo",
-                "csrfmiddlewaretoken": client.cookies["csrftoken"],
-            },
-        )
-        assert response.status_code == 302
-        return str(client.cookies["sessionid"])
+    return form_login(demo.url, username, "demo")
 
 
 def open_board(stack: ExitStack, demo: Demo, cookie: str) -> tuple[ClientConnection, set[str]]:

@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.login import form_login
+
 REPO = Path(__file__).resolve().parents[2]
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -226,19 +228,7 @@ class Web:
         return self.url.replace("http://", "ws://")
 
     def login(self, username: str, password: str) -> str:
-        """The session cookie of a real login through the form, CSRF token and all."""
-        with httpx.Client(base_url=self.url, timeout=10) as client:
-            client.get("/login/").raise_for_status()
-            response = client.post(
-                "/login/?next=/",
-                data={
-                    "username": username,
-                    "password": password,
-                    "csrfmiddlewaretoken": client.cookies["csrftoken"],
-                },
-            )
-            assert response.status_code == 302, response.text
-            return client.cookies["sessionid"]
+        return form_login(self.url, username, password)
 
 
 SEED = """
