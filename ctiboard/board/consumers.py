@@ -48,8 +48,8 @@ MAX_MESSAGE = 2000
 # changed since: by then most tiles changed anyway, and a full grid also puts them back in
 # the page's sort order (board.js only re-sorts pushed tiles for "sort by status").
 MAX_CHANGES_SINCE_PAGE = 10_000
-# Batches a socket keeps while it loads its state from the database (the worker sends ~20 a
-# second under load); past this it loads once more, with the ones it missed.
+# Batches a socket keeps while it loads its state from the database (the fan-out hands over
+# one per CTIBOARD_PUSH_INTERVAL at most: 8 s at 50 a second); past this it loads once more.
 MAX_PENDING = 400
 
 

@@ -143,15 +143,18 @@ class QueueWriter:
 
     async def _drain(self) -> None:
         while True:
-            frame = await self._queue.get()
+            # Only the text is kept while sending: a frame held here between messages would
+            # keep a socket's last grid (hundreds of KB) alive.
+            text = (await self._queue.get()).text
             try:
-                await self._send({"type": "websocket.send", "text": frame.text})
+                await self._send({"type": "websocket.send", "text": text})
             except Exception:  # the connection went away under us; nothing more to send
                 logger.debug("a queued socket message could not be sent", exc_info=True)
                 self._discard()
                 return
             finally:
                 self._queue.task_done()
+                del text
 
     def _discard(self) -> None:
         while not self._queue.empty():
