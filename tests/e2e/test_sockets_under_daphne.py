@@ -9,8 +9,8 @@ from contextlib import ExitStack
 import httpx
 from websockets.sync.client import ClientConnection, connect
 
+from bench.procs import login as form_login
 from tests.e2e.conftest import Demo
-from tests.login import form_login
 
 TILE = re.compile(
     r'<article id="ext-\d+" class="tile line-([\w-]+)[^"]*"\s+data-seq="\d+" '

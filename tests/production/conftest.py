@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.login import form_login
+from bench.procs import login as form_login
 
 REPO = Path(__file__).resolve().parents[2]
 PG_HOST, PG_PORT = "127.0.0.1", 5432
