@@ -4,7 +4,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -129,6 +129,52 @@ def _error_text(response: httpx.Response) -> str:
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         return str(body["error"])
     return response.reason_phrase or "error"
+
+
+class _UntilDeadline(httpx.AsyncByteStream):
+    """A response body that ends cleanly, at a chunk boundary, once ``deadline`` (event loop
+    time) has passed.
+
+    Checked per network chunk rather than per event: a chunk under load holds hundreds of
+    events, and a keepalive comment is a chunk too, so a quiet stream that only sends
+    keepalives still ends on time (no event would come out of the SSE decoder to check on).
+    A timer is armed only for a read that could outlast the deadline; a read that starts
+    further away from it than ``read_timeout`` is bounded by httpx's own read timeout.
+    No timer is ever active while a chunk is being handed on, so none can span the
+    consumer's work at the stream's ``yield``.
+    """
+
+    def __init__(
+        self, stream: httpx.AsyncByteStream, deadline: float, read_timeout: float | None
+    ) -> None:
+        self._stream = stream
+        self._deadline = deadline
+        self._read_timeout = read_timeout
+        self.expired = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        chunks = aiter(self._stream)
+        while True:
+            remaining = self._deadline - loop.time()
+            if remaining <= 0:
+                self.expired = True
+                return
+            try:
+                if self._read_timeout is not None and remaining > self._read_timeout:
+                    chunk = await anext(chunks)
+                else:
+                    async with asyncio.timeout_at(self._deadline):
+                        chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                self.expired = True
+                return
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
 
 
 class CTIClient:
@@ -388,25 +434,28 @@ class CTIClient:
                     self._raise_for_status(response, f"{kind} stream")
                     if on_open is not None:
                         on_open(rotate_at)
-                    deadline = (
-                        None if math.isinf(rotate_at) else loop.time() + (rotate_at - time.time())
-                    )
+                    body: _UntilDeadline | None = None
+                    if not math.isinf(rotate_at) and isinstance(
+                        response.stream, httpx.AsyncByteStream
+                    ):
+                        body = _UntilDeadline(
+                            response.stream,
+                            loop.time() + (rotate_at - time.time()),
+                            self.stream_read_timeout,
+                        )
+                        response.stream = body
                     frames = source.aiter_sse()
                     try:
                         while True:
                             try:
-                                # Bounded per read only: a timeout must never span the yield,
-                                # or it would cancel the consumer's own work.
-                                async with asyncio.timeout_at(deadline):
-                                    sse = await anext(frames)
+                                sse = await anext(frames)
                             except StopAsyncIteration:
-                                return
-                            except TimeoutError:
-                                logger.info(
-                                    "%s: renewing the %s stream before its token expires",
-                                    self.account,
-                                    kind,
-                                )
+                                if body is not None and body.expired:
+                                    logger.info(
+                                        "%s: renewing the %s stream before its token expires",
+                                        self.account,
+                                        kind,
+                                    )
                                 return
                             if not sse.data:
                                 continue

@@ -220,3 +220,98 @@ async def test_malformed_frames_are_logged_with_the_tenant_and_skipped(
         await stream.aclose()
     skipped = [r.getMessage() for r in caplog.records if "skipped malformed" in r.getMessage()]
     assert len(skipped) == 2 and all(pbx.account in message for message in skipped)
+
+
+# --- renewal at the token's deadline ------------------------------------------------------
+
+KEEPALIVE = b": keepalive\n\n"
+
+
+def _frame(number: str) -> bytes:
+    return b'data: {"extension": "' + number.encode() + b'", "line": "idle"}\n\n'
+
+
+def _renewing_client(
+    body: AsyncIterator[bytes], *, token_lifetime: float, stream_read_timeout: float
+) -> CTIClient:
+    # The stream is due for renewal a fifth of the token's lifetime before it expires, i.e.
+    # 0.8 x token_lifetime after the login.
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/login":
+            access = _token(token_lifetime)
+            return httpx.Response(200, json={"access-token": access, "refresh-token": "r"})
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    return CTIClient(
+        "http://pbx.test",
+        "u",
+        "p",
+        ACCOUNT,
+        transport=httpx.MockTransport(handle),
+        stream_read_timeout=stream_read_timeout,
+    )
+
+
+async def _renewed(client: CTIClient, caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The extensions received before the stream ended by itself, which it must do cleanly
+    (a CTIError fails the test) and for renewal."""
+    caplog.set_level(logging.INFO)
+    received: list[str] = []
+    async with client:
+        stream = client.stream_states()
+
+        async def drain() -> None:
+            async for event in stream:
+                received.append(event.extension)
+
+        await asyncio.wait_for(drain(), 10)  # bounds a hang only: the body never ends
+    assert any("renewing the state stream" in r.getMessage() for r in caplog.records)
+    return received
+
+
+async def test_a_stream_is_renewed_at_its_deadline_while_nothing_arrives(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The deadline (0.4 s away) is nearer than the read timeout: the read itself is bounded.
+    async def body() -> AsyncIterator[bytes]:
+        yield _frame("100")
+        await asyncio.sleep(3600)
+        yield _frame("101")
+
+    client = _renewing_client(body(), token_lifetime=0.5, stream_read_timeout=60.0)
+    assert await _renewed(client, caplog) == ["100"]
+
+
+async def test_a_stream_of_keepalives_only_is_renewed_at_its_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The deadline (0.8 s away) starts further away than the read timeout, so reads are
+    # bounded by httpx's read timeout alone until it comes near; keepalives keep those reads
+    # from ever timing out, and no event comes out of them to look at the clock.
+    async def body() -> AsyncIterator[bytes]:
+        yield _frame("100")
+        while True:
+            await asyncio.sleep(0.02)
+            yield KEEPALIVE
+
+    client = _renewing_client(body(), token_lifetime=1.0, stream_read_timeout=0.2)
+    assert await _renewed(client, caplog) == ["100"]
+
+
+async def test_a_read_that_ends_after_the_deadline_ends_the_stream_with_its_events(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Begun while the deadline (0.4 s away) was further away than the read timeout, a read
+    # is not timed by the client: the transport's read timeout is (MockTransport has none,
+    # which stands for a read that ends just before it). The events of that last chunk are
+    # passed on, then the stream ends instead of reading again.
+    async def body() -> AsyncIterator[bytes]:
+        yield _frame("100")
+        await asyncio.sleep(0.8)
+        yield _frame("101") + _frame("102")
+        while True:
+            await asyncio.sleep(0.02)
+            yield _frame("103")
+
+    client = _renewing_client(body(), token_lifetime=0.5, stream_read_timeout=0.1)
+    assert await _renewed(client, caplog) == ["100", "101", "102"]
