@@ -100,12 +100,32 @@ _TIMESTAMP = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})(?::\d{2})?"
     r"(?:\.(?P<frac>\d+))?(?P<tz>Z|z|[+-]\d{2}:?\d{2})?$"
 )
+# The forms of _TIMESTAMP that datetime.fromisoformat (C, several times faster) reads to the
+# same result. fromisoformat also reads forms the regex refuses (a date alone, week dates, hours
+# alone, "56,5", "+02", "+02:00:30", "56.+02:00", a space before the offset, any separator) and
+# not the regex's "z" or non-ASCII digits: the strings outside this pattern go to the regex.
+_FAST_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
+)
 
 
 def parse_timestamp(value: object) -> datetime | None:
     if not isinstance(value, str):
         return None
-    match = _TIMESTAMP.match(value.strip())
+    text = value.strip()
+    if _FAST_TIMESTAMP.fullmatch(text):
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            pass  # out of range ("24:00:00", "+24:00"): the regex path refuses it the same way
+        else:
+            return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return _parse_timestamp_regex(text)
+
+
+def _parse_timestamp_regex(text: str) -> datetime | None:
+    match = _TIMESTAMP.match(text)
     if not match:
         return None
     micros = int((match["frac"] or "0")[:6].ljust(6, "0"))

@@ -5,7 +5,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ctiboard.cti.events import MalformedEvent, parse_call, parse_state, parse_timestamp
+from ctiboard.cti.events import (
+    MalformedEvent,
+    _parse_timestamp_regex,
+    parse_call,
+    parse_state,
+    parse_timestamp,
+)
 
 
 def test_state_keeps_undocumented_values_raw() -> None:
@@ -56,6 +62,105 @@ def test_timestamps_in_rfc3339_and_nfon_example_forms(text: str, expected: datet
 @pytest.mark.parametrize("text", ["yesterday", "2024-13-45T99:00:00Z", 17, None])
 def test_bad_timestamps_are_dropped(text: object) -> None:
     assert parse_timestamp(text) is None
+
+
+def _same(text: str) -> None:
+    """parse_timestamp (fast path where it applies) gives exactly what the regex alone gives:
+    the same instant, the same fields and the same offset, or None for both."""
+    fast, regex = parse_timestamp(text), _parse_timestamp_regex(text.strip())
+    assert repr(fast) == repr(regex), text
+    if fast is not None and regex is not None:
+        assert fast.utcoffset() == regex.utcoffset()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2025-09-23T16:51:22.954969226+02:00",
+        "2025-09-23 16:51:22.954969226-05:30",
+        "2025-09-23T16:51:22.1+0200",
+        "2025-09-23T16:51:22.123456Z",
+        "2025-09-23T16:51:22.9999999999999999999999999999Z",
+        "2025-09-23T16:51:22",
+        "2025-09-23T16:51:22z",
+        "2025-09-23T16:51:22-00:00",
+        "2025-09-23T16:51:22+05:99",
+        "2025-09-23T16:51:22+23:59",
+        "2025-09-23T16:51:22+24:00",
+        "2025-09-23T16:51:22+99:99",
+        "  2025-09-23T16:51:22Z\n",
+        "2013-10-27T13:01:14:00.010Z",
+        "2013-10-27T13:01:14:00.069620809+02:00",
+        # read by datetime.fromisoformat, refused by the regex
+        "2025-09-23",
+        "2025-W39-2",
+        "2025-W39-2T16:51:22",
+        "2025-09-23T16",
+        "2025-09-23T16:51",
+        "20250923T165122",
+        "2025-09-23t16:51:22",
+        "2025-09-23x16:51:22",
+        "2025-09-23T16:51:22,5",
+        "2025-09-23T16:51:22.",
+        "2025-09-23T16:51:22.+02:00",
+        "2025-09-23T16:51:22 +02:00",
+        "2025-09-23T16:51:22+02",
+        "2025-09-23T16:51:22+02:00:30",
+        "2025-09-23T16:51:22+0200:30",
+        "2025-09-23T16:51:22.5+02:00:30.123456",
+        # out of range
+        "2025-09-23T24:00:00",
+        "2025-09-23T16:51:60Z",
+        "2025-02-30T16:51:22Z",
+        "0000-01-01T00:00:00Z",
+        "9999-12-31T23:59:59-01:00",
+        # non-ASCII digits: \d and int() read them, fromisoformat does not
+        "\u0662\u0660\u0662\u0665-09-23T16:51:22Z",
+        "2025-09-23T16:51:22.\uff15Z",
+        "2025-09-23T16:51:22+0\u0662:00",
+        "2025-09-23T16:51:22\ud800",
+        "",
+        "yesterday",
+    ],
+)
+def test_fast_timestamps_are_read_as_the_regex_reads_them(text: str) -> None:
+    _same(text)
+
+
+_DIGITS = st.text(st.sampled_from("0123456789"), min_size=1, max_size=3)
+_TIMESTAMPISH = st.lists(
+    st.sampled_from(["2025", "-", "09", "23", "T", "t", " ", ":", ".", ",", "Z", "z", "+", "W"])
+    | _DIGITS
+    | st.text(max_size=2),
+    max_size=16,
+).map("".join)
+
+
+@given(
+    st.tuples(
+        st.integers(0, 10000).map("{:04d}".format),
+        st.integers(0, 99).map("{:02d}".format),
+        st.integers(0, 99).map("{:02d}".format),
+        st.sampled_from(["T", " ", "t", "_"]),
+        st.integers(0, 99).map("{:02d}".format),
+        st.integers(0, 99).map("{:02d}".format),
+        st.integers(0, 99).map("{:02d}".format),
+        st.sampled_from(["", ":00", ":59"]),
+        st.sampled_from(["", ".", ","]).flatmap(
+            lambda dot: _DIGITS.map(dot.__add__) | st.just(dot)
+        ),
+        st.sampled_from(["", "Z", "z", "+", "-", " +"]).flatmap(
+            lambda sign: st.tuples(_DIGITS, st.sampled_from(["", ":"]), _DIGITS).map(
+                lambda parts: sign + "".join(parts) if sign not in ("", "Z", "z") else sign
+            )
+        ),
+        st.sampled_from(["", " ", "\n", "x"]),
+    ).map(lambda parts: "{}-{}-{}{}{}:{}:{}{}{}{}{}".format(*parts))
+    | _TIMESTAMPISH
+    | st.text()
+)
+def test_any_text_is_read_as_the_regex_reads_it(text: str) -> None:
+    _same(text)
 
 
 @given(st.binary())
