@@ -54,7 +54,6 @@ def tile_context(
         "callable": callable_,
         "details": details,
         "favourite": favourite,
-        "account": viewer.tenant.account,
         "oob": oob,
         "hidden": hidden,
         "rank": LINE_ORDER.index(extension.line_css),

@@ -9,6 +9,6 @@ urlpatterns = [
     path("t/<str:account>/call/", views.start_call, name="call"),
     path("t/<str:account>/dial/", views.dial, name="dial"),
     path("t/<str:account>/call/<int:attempt_id>/cancel/", views.cancel_call, name="cancel_call"),
-    path("t/<str:account>/favourites/<int:extension_id>/", views.favourite, name="favourite"),
+    path("t/<str:account>/favourites/", views.favourite, name="favourite"),
     path("t/<str:account>/preferences/", views.preferences, name="preferences"),
 ]

@@ -5,7 +5,13 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+)
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -350,9 +356,13 @@ def _grid_response(request: HtmxHttpRequest, grid: Grid, account: str) -> HttpRe
 
 @login_required
 @require_POST
-def favourite(request: HtmxHttpRequest, account: str, extension_id: int) -> HttpResponse:
-    """Pin an extension to the top of the board, or unpin it; answers with the grid."""
+def favourite(request: HtmxHttpRequest, account: str) -> HttpResponse:
+    """Pin the extension posted to the top of the board, or unpin it; answers with the grid."""
     user, membership = _membership(request, account)
+    try:
+        extension_id = int(request.POST.get("extension", ""))
+    except ValueError:
+        return HttpResponseBadRequest(_("Choose an extension to pin."))
     extension = (
         Extension.objects.visible_to(user).filter(tenant=membership.tenant, pk=extension_id).first()
     )

@@ -206,7 +206,7 @@
     if (!tile) return active.id ? { id: active.id } : null;
     var part = null;
     if (active.classList.contains("star")) part = "button.star";
-    else if (active.closest("form.call")) part = "form.call button";
+    else if (active.classList.contains("call")) part = "button.call";
     return { id: tile.id, part: part };
   }
 
@@ -283,6 +283,24 @@
 
   // --- errors without a message of their own ---------------------------------------------
 
+  // A tile's buttons are plain buttons (see the tile partial): they submit the page's shared
+  // form named in data-form with the tile's extension. htmx marks that form as busy while it
+  // posts; the button that was pressed is marked here.
+  function submitFromTile(button) {
+    var form = document.getElementById(button.dataset.form || "");
+    if (!form || !form.elements.extension) return;
+    form.elements.extension.value = button.value;
+    button.classList.add("htmx-request");
+    form.addEventListener("htmx:afterRequest", function () {
+      button.classList.remove("htmx-request");
+    }, { once: true });
+    form.requestSubmit();
+  }
+  document.addEventListener("click", function (evt) {
+    var button = evt.target instanceof Element ? evt.target.closest("article.tile button[data-form]") : null;
+    if (button) submitFromTile(button);
+  });
+
   function showError(text) {
     var status = document.getElementById("call-status");
     if (!status) return;
@@ -340,10 +358,10 @@
     if (evt.key === "Enter") {
       // A wallboard shows, it does not call (no progress or cancel to see there).
       if (document.body.classList.contains("mode-wallboard")) return;
-      var call = target.querySelector("form.call");
+      var call = target.querySelector("button.call");
       if (call) {
         evt.preventDefault();
-        call.requestSubmit();
+        call.click();
       }
       return;
     }

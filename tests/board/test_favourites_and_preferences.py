@@ -14,7 +14,9 @@ from tests.conftest import Company
 
 def star(client: Client, company: Company, extension_id: int, data: dict | None = None, **kw):  # type: ignore[no-untyped-def]
     return client.post(
-        reverse("favourite", args=[company.tenant.account, extension_id]), data or {}, **kw
+        reverse("favourite", args=[company.tenant.account]),
+        {"extension": extension_id, **(data or {})},
+        **kw,
     )
 
 
@@ -71,8 +73,22 @@ def test_star_anonymous_and_stranger(client: Client, stranger: User, company: Co
 
 def test_star_needs_post(client: Client, owner: User, company: Company) -> None:
     login(client, owner)
-    url = reverse("favourite", args=[company.tenant.account, company.extensions[1].pk])
-    assert client.get(url).status_code == 405
+    url = reverse("favourite", args=[company.tenant.account])
+    assert client.get(url, {"extension": company.extensions[1].pk}).status_code == 405
+
+
+@pytest.mark.parametrize("extension", ["", "abc", "1.5"])
+def test_star_without_an_extension_is_refused(
+    client: Client, owner: User, company: Company, extension: str
+) -> None:
+    login(client, owner)
+    response = client.post(
+        reverse("favourite", args=[company.tenant.account]),
+        {"extension": extension},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 400 and b"Choose an extension" in response.content
+    assert not Favourite.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)

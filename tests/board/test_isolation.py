@@ -75,7 +75,7 @@ def test_board_page(persona: str, people: dict[str, User | None], company: Compa
     assert response.status_code == status
     assert len(re.findall(r"<article ", html)) == tiles
     assert len(names_in(html, company)) == tiles
-    call_buttons = html.count('name="extension"')
+    call_buttons = html.count('data-form="call-form"')
     assert call_buttons == (5 if persona == "full" else 0)
 
 
@@ -154,7 +154,7 @@ async def test_socket(persona: str, people: dict[str, User | None], company: Com
     if visible:
         pushed = await communicator.receive_from()
         assert tile_ids(pushed) == {f"ext-{company.extensions[3].pk}"}
-        assert ('name="extension"' in pushed) == (persona == "full")
+        assert ('data-form="call-form"' in pushed) == (persona == "full")
     else:
         assert await communicator.receive_nothing(timeout=0.3)
     await communicator.disconnect()

@@ -356,7 +356,7 @@ def test_a_large_board_goes_live_and_its_grid_arrives_in_parts(
         pinned = other.locator("#tiles article.tile").nth(700)
         number = pinned.get_attribute("data-number")
         pinned.locator("button.star").click()
-        expect(other.locator("#tiles h2", has_text="Favourites")).to_have_count(1)
+        expect(other.locator("#tiles h2", has_text="Favourites")).to_have_count(1, timeout=20_000)
         other.close()
         favourites = page.locator('#tiles section[data-section="favourites"]')
         expect(favourites).to_have_count(1, timeout=10_000)
