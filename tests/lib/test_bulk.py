@@ -1,20 +1,32 @@
-"""update_rows: the ingest worker's one-statement bulk UPDATE."""
+"""update_rows: the ingest worker's one-statement bulk UPDATE.
 
-from datetime import UTC, datetime
+The default test settings use SQLite; the ``test_postgresql_…`` tests run against a database of
+their own on the PostgreSQL of 127.0.0.1 (created and dropped here), or are skipped.
+"""
+
+import os
+import secrets
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection, connections
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone as django_timezone
+from pytest_django import DjangoDbBlocker
 
+from ctiboard.lib import bulk
 from ctiboard.lib.bulk import update_rows
-from ctiboard.pbx.models import Extension, ExtensionGroup
+from ctiboard.pbx.models import Extension, ExtensionGroup, Tenant
 from tests.conftest import Company
 
-pytestmark = pytest.mark.django_db
-
 WHEN = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
+PG_ALIAS = "bulk_postgresql"
 
 
+@pytest.mark.django_db
 def test_writes_the_named_fields_of_every_row_in_one_statement(company: Company) -> None:
     extensions = list(Extension.objects.filter(tenant=company.tenant).order_by("number")[:3])
     for i, extension in enumerate(extensions):
@@ -35,14 +47,166 @@ def test_writes_the_named_fields_of_every_row_in_one_statement(company: Company)
     assert "not written" not in {e.name for e in stored}
 
 
+@pytest.mark.django_db
 def test_nothing_to_write_sends_nothing() -> None:
     with CaptureQueriesContext(connection) as queries:
         update_rows([], ["line"])
     assert queries.captured_queries == []
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize("name", ["id", "extensions", "nonexistent"])
 def test_refuses_what_is_not_a_plain_column(company: Company, name: str) -> None:
     group = ExtensionGroup.objects.create(tenant=company.tenant, name="Sales")
     with pytest.raises(Exception, match=r"cannot be bulk-updated|has no field"):
         update_rows([group], [name])
+
+
+# --- PostgreSQL: one UPDATE … FROM unnest(…) per batch --------------------------------------
+
+
+def _postgres_admin() -> tuple[str | None, str]:
+    import psycopg
+
+    errors = []
+    for user in ("postgres", "root"):
+        for dbname in ("postgres", "test"):
+            dsn = f"host=127.0.0.1 port=5432 user={user} dbname={dbname} connect_timeout=3"
+            try:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute("SELECT 1")
+                return dsn, user
+            except psycopg.Error as exc:
+                errors.append(f"{user}@{dbname}: {str(exc).strip().splitlines()[0]}")
+    return None, "; ".join(errors)
+
+
+@pytest.fixture(scope="module")
+def postgresql(django_db_blocker: DjangoDbBlocker) -> Iterator[str]:
+    """A database alias on a fresh PostgreSQL database holding the tenant and extension
+    tables, outside pytest-django's test databases (those are SQLite here)."""
+    import psycopg
+
+    admin_dsn, user = _postgres_admin()
+    if admin_dsn is None:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is unreachable ({user})")
+    name = f"ctiboard_bulktest_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    settings = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name,
+        "USER": user,
+        "HOST": "127.0.0.1",
+        "PORT": "5432",
+    }
+    try:
+        configured = connections.configure_settings({**connections.settings, PG_ALIAS: settings})
+        connections.settings[PG_ALIAS] = configured[PG_ALIAS]
+        with django_db_blocker.unblock():
+            with connections[PG_ALIAS].schema_editor() as editor:
+                editor.create_model(Tenant)
+                editor.create_model(Extension)
+            try:
+                yield PG_ALIAS
+            finally:
+                connections[PG_ALIAS].close()
+    finally:
+        if PG_ALIAS in connections.settings:
+            del connections[PG_ALIAS]
+            del connections.settings[PG_ALIAS]
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def on_postgresql(
+    postgresql: str, django_db_blocker: DjangoDbBlocker, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Tenant]:
+    """A tenant of its own with six extensions on the PostgreSQL database, where update_rows
+    writes for the test."""
+    monkeypatch.setattr(bulk.router, "db_for_write", lambda model, **hints: postgresql)
+    with django_db_blocker.unblock():
+        tenant = Tenant.objects.using(postgresql).create(
+            name="Company", account=f"K{secrets.randbelow(10**6)}", api_username="u"
+        )
+        for i in range(6):
+            Extension.objects.using(postgresql).create(
+                tenant=tenant, number=str(100 + i), line="idle", presence="available"
+            )
+        yield tenant  # dropped with the database (a delete would cascade to absent tables)
+
+
+def _stored(alias: str, tenant: Tenant, *fields: str) -> list[tuple[Any, ...]]:
+    rows = Extension.objects.using(alias).filter(tenant=tenant).order_by("number")
+    return list(rows.values_list("number", *fields))
+
+
+def test_postgresql_writes_a_batch_in_one_statement_as_the_rows_would(
+    on_postgresql: Tenant, postgresql: str, django_db_blocker: DjangoDbBlocker
+) -> None:
+    pg = connections[postgresql]
+    with django_db_blocker.unblock():
+        extensions = list(Extension.objects.using(postgresql).filter(tenant=on_postgresql))
+        extensions.sort(key=lambda e: e.number)
+        first, second, third, fourth = extensions[:4]
+        first.line, first.line_since, first.seq = "ringing", WHEN, 2**40
+        first.call_partner, first.call_since = "+49 30 123'456\"{,}", None
+        # Another offset, and one of the ingest's "naive means UTC" fields: stored as instants.
+        second.line, second.line_since = "in-use", WHEN.astimezone(timezone(timedelta(hours=-5)))
+        second.presence, second.presence_since = "", None
+        third.line, third.call_since = "offline", WHEN
+        # The same row twice: the later one is what stays, as with an UPDATE per row.
+        fourth.line = "stale"
+        later = Extension.objects.using(postgresql).get(pk=fourth.pk)
+        later.line, later.seq = "idle-again", 7
+        fields = ["line", "presence", "line_since", "presence_since", "call_partner"]
+        fields += ["call_since", "seq"]
+        with CaptureQueriesContext(pg) as queries:
+            update_rows([first, second, third, fourth, later], fields)
+        assert len(queries.captured_queries) == 1
+        assert "unnest(" in queries.captured_queries[0]["sql"]
+        assert _stored(postgresql, on_postgresql, *fields) == [
+            ("100", "ringing", "available", WHEN, None, "+49 30 123'456\"{,}", None, 2**40),
+            ("101", "in-use", "", WHEN, None, "", None, 0),
+            ("102", "offline", "available", None, None, "", WHEN, 0),
+            ("103", "idle-again", "available", None, None, "", None, 7),
+            ("104", "idle", "available", None, None, "", None, 0),
+            ("105", "idle", "available", None, None, "", None, 0),
+        ]
+
+
+def test_postgresql_keeps_the_column_limits_and_the_time_zone_handling(
+    on_postgresql: Tenant, postgresql: str, django_db_blocker: DjangoDbBlocker
+) -> None:
+    with django_db_blocker.unblock():
+        extension = Extension.objects.using(postgresql).filter(tenant=on_postgresql).first()
+        assert extension is not None
+        # A naive time is taken as the current time zone's, with Django's warning, as in save().
+        extension.line_since = WHEN.replace(tzinfo=None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            update_rows([extension], ["line_since"])
+        assert any("naive datetime" in str(w.message) for w in caught)
+        stored = Extension.objects.using(postgresql).get(pk=extension.pk).line_since
+        assert stored == django_timezone.make_aware(WHEN.replace(tzinfo=None))
+        # Longer than the column: refused, not cut to size by the array's type.
+        extension.line = "x" * 41
+        with pytest.raises(DatabaseError, match="too long"):
+            update_rows([extension], ["line"])
+
+
+def test_postgresql_fields_of_their_own_kind_are_written_row_by_row(
+    on_postgresql: Tenant, postgresql: str, django_db_blocker: DjangoDbBlocker
+) -> None:
+    pg = connections[postgresql]
+    with django_db_blocker.unblock():
+        on_postgresql.api_password, on_postgresql.name = "new secret", "Renamed"
+        with CaptureQueriesContext(pg) as queries:
+            update_rows([on_postgresql], ["api_password", "name"])
+        assert "unnest(" not in queries.captured_queries[0]["sql"]
+        stored = Tenant.objects.using(postgresql).get(pk=on_postgresql.pk)
+        assert (stored.api_password, stored.name) == ("new secret", "Renamed")
+        with pg.cursor() as cursor:
+            cursor.execute("SELECT api_password FROM pbx_tenant WHERE id = %s", [stored.pk])
+            assert "new secret" not in cursor.fetchone()[0]
