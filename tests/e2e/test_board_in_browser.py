@@ -55,8 +55,18 @@ def test_a_state_change_reaches_the_tile_within_a_second(
 ) -> None:
     page = log_in(browser, demo)
     number = idle_numbers(sim)[7]
+    page.evaluate(
+        """() => { window.__htmxTiles = 0; document.addEventListener('htmx:oobAfterSwap',
+        (e) => { if (e.target.matches('article.tile')) window.__htmxTiles++; }); }"""
+    )
+    before = tile(page, number).element_handle()
     sim.set_state(ACCOUNT, number, line="in-use", presence="busy")
     expect(tile(page, number)).to_have_class(re.compile(r"\bline-in-use\b"), timeout=1_000)
+    # board.js swapped the pushed tile in itself, not htmx: the old element is gone, the new
+    # one carries no swap instruction.
+    assert page.evaluate("(el) => el.isConnected", before) is False
+    assert page.evaluate("window.__htmxTiles") == 0
+    assert tile(page, number).get_attribute("hx-swap-oob") is None
     expect(tile(page, number).locator(".line dd")).to_contain_text("On a call")
     expect(tile(page, number).locator(".presence dd")).to_contain_text("Busy")
     # The live timer counts (board.js fills <time data-since>).
