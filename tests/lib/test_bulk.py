@@ -15,6 +15,8 @@ import pytest
 from django.db import DatabaseError, connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone as django_timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pytest_django import DjangoDbBlocker
 
 from ctiboard.lib import bulk
@@ -152,7 +154,7 @@ def test_postgresql_writes_a_batch_in_one_statement_as_the_rows_would(
         first, second, third, fourth = extensions[:4]
         first.line, first.line_since, first.seq = "ringing", WHEN, 2**40
         first.call_partner, first.call_since = "+49 30 123'456\"{,}", None
-        # Another offset, and one of the ingest's "naive means UTC" fields: stored as instants.
+        # Another offset: the same instant.
         second.line, second.line_since = "in-use", WHEN.astimezone(timezone(timedelta(hours=-5)))
         second.presence, second.presence_since = "", None
         third.line, third.call_since = "offline", WHEN
@@ -165,7 +167,7 @@ def test_postgresql_writes_a_batch_in_one_statement_as_the_rows_would(
         with CaptureQueriesContext(pg) as queries:
             update_rows([first, second, third, fourth, later], fields)
         assert len(queries.captured_queries) == 1
-        assert "unnest(" in queries.captured_queries[0]["sql"]
+        assert "json_array_elements_text" in queries.captured_queries[0]["sql"]
         assert _stored(postgresql, on_postgresql, *fields) == [
             ("100", "ringing", "available", WHEN, None, "+49 30 123'456\"{,}", None, 2**40),
             ("101", "in-use", "", WHEN, None, "", None, 0),
@@ -204,9 +206,77 @@ def test_postgresql_fields_of_their_own_kind_are_written_row_by_row(
         on_postgresql.api_password, on_postgresql.name = "new secret", "Renamed"
         with CaptureQueriesContext(pg) as queries:
             update_rows([on_postgresql], ["api_password", "name"])
-        assert "unnest(" not in queries.captured_queries[0]["sql"]
+        assert "json_array_elements_text" not in queries.captured_queries[0]["sql"]
         stored = Tenant.objects.using(postgresql).get(pk=on_postgresql.pk)
         assert (stored.api_password, stored.name) == ("new secret", "Renamed")
         with pg.cursor() as cursor:
             cursor.execute("SELECT api_password FROM pbx_tenant WHERE id = %s", [stored.pk])
             assert "new secret" not in cursor.fetchone()[0]
+
+
+_LIVE_FIELDS = ["line", "presence", "line_since", "call_partner", "call_since", "seq"]
+_INSTANTS = st.none() | st.datetimes(
+    min_value=datetime(2, 1, 1),
+    max_value=datetime(9998, 12, 31),
+    timezones=st.none()
+    | st.timezones()
+    | st.timedeltas(min_value=timedelta(hours=-23), max_value=timedelta(hours=23)).map(timezone),
+)
+_TEXTS = st.text(max_size=45) | st.sampled_from(["", "idle", "in-use", "+49 30 1234"])
+
+
+def _written(alias: str, pk: int) -> object:
+    try:
+        return Extension.objects.using(alias).values_list(*_LIVE_FIELDS).get(pk=pk)
+    except Exception as exc:
+        return type(exc)
+
+
+@settings(
+    max_examples=150,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    values=st.lists(
+        st.tuples(
+            _TEXTS,
+            _TEXTS,
+            _INSTANTS,
+            _TEXTS,
+            _INSTANTS,
+            st.integers(-(2**63), 2**63 - 1) | st.integers(0, 10**6),
+        ),
+        min_size=2,
+        max_size=2,
+    )
+)
+def test_postgresql_batch_writes_what_an_update_per_row_writes(
+    on_postgresql: Tenant,
+    postgresql: str,
+    django_db_blocker: DjangoDbBlocker,
+    values: list[tuple[Any, ...]],
+) -> None:
+    pg = connections[postgresql]
+    statement, model_fields, batch = bulk._statements(Extension, tuple(_LIVE_FIELDS), postgresql)
+    assert batch is not None
+    with django_db_blocker.unblock(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # naive datetimes, made aware by both paths alike
+        rows = list(Extension.objects.using(postgresql).filter(tenant=on_postgresql))
+        by_batch, by_row = rows[:2], rows[2:4]
+        for extensions in (by_batch, by_row):
+            for extension, row in zip(extensions, values, strict=True):
+                for name, value in zip(_LIVE_FIELDS, row, strict=True):
+                    setattr(extension, name, value)
+        failures = []
+        try:
+            update_rows(by_batch, _LIVE_FIELDS)
+        except Exception as exc:
+            failures.append(exc)
+        try:
+            bulk._update_each(by_row, statement, model_fields, Extension._meta.pk, pg)
+        except Exception as exc:
+            failures.append(exc)
+        assert len(failures) in (0, 2), failures
+        if not failures:
+            for mine, theirs in zip(by_batch, by_row, strict=True):
+                assert _written(postgresql, mine.pk) == _written(postgresql, theirs.pk)
