@@ -9,6 +9,7 @@ from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from ctiboard.lib.env import env_bool, env_float, env_int, env_list, env_optional, env_str
+from ctiboard.ops.runtime import tune_gc
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("CTIBOARD_DATA_DIR", str(BASE_DIR / "var")))
@@ -242,3 +243,6 @@ CTIBOARD_METRICS_ADDR = env_str("CTIBOARD_METRICS_ADDR", "127.0.0.1")
 # Click-to-call requests one user may make per window (seconds), across all web processes.
 CTIBOARD_CALL_RATE_LIMIT = env_int("CTIBOARD_CALL_RATE_LIMIT", 10, minimum=1)
 CTIBOARD_CALL_RATE_WINDOW = env_int("CTIBOARD_CALL_RATE_WINDOW", 60, minimum=1)
+# New objects between two runs of Python's cyclic garbage collector (0: Python's default, 700).
+CTIBOARD_GC_THRESHOLD = env_int("CTIBOARD_GC_THRESHOLD", 50_000, minimum=0)
+tune_gc(CTIBOARD_GC_THRESHOLD)

@@ -90,7 +90,8 @@ def visible_extensions(user: Any, tenant: Tenant) -> list[Extension]:
         .order_by("number")
         .values_list(*TILE_FIELDS)
     )
-    return [_tile_extension(row, rows.db) for row in rows]
+    db = rows.db  # a router call each time it is read
+    return [_tile_extension(row, db) for row in rows]
 
 
 def _tile_extension(row: tuple[Any, ...], db: str) -> Extension:
