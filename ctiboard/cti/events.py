@@ -85,11 +85,13 @@ def _object(data: str | bytes | dict[str, Any]) -> dict[str, Any]:
 
 def _text(obj: dict[str, Any], key: str) -> str | None:
     value = obj.get(key)
-    if value is None:
-        return None
+    # Nearly every value is a plain string: returned before the other checks (str() of one is
+    # itself). The tuple, unlike ``str | int | float``, is not built anew on every call.
+    if value is None or type(value) is str:
+        return value
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, str | int | float):
+    if isinstance(value, (str, int, float)):
         return str(value)
     return None
 
