@@ -272,20 +272,20 @@ async def _renewed(client: CTIClient, caplog: pytest.LogCaptureFixture) -> list[
 async def test_a_stream_is_renewed_at_its_deadline_while_nothing_arrives(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # The deadline (0.4 s away) is nearer than the read timeout: the read itself is bounded.
+    # The deadline (2 s away) is nearer than the read timeout: the read itself is bounded.
     async def body() -> AsyncIterator[bytes]:
         yield _frame("100")
         await asyncio.sleep(3600)
         yield _frame("101")
 
-    client = _renewing_client(body(), token_lifetime=0.5, stream_read_timeout=60.0)
+    client = _renewing_client(body(), token_lifetime=2.5, stream_read_timeout=60.0)
     assert await _renewed(client, caplog) == ["100"]
 
 
 async def test_a_stream_of_keepalives_only_is_renewed_at_its_deadline(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # The deadline (0.8 s away) starts further away than the read timeout, so reads are
+    # The deadline (2 s away) starts further away than the read timeout, so reads are
     # bounded by httpx's read timeout alone until it comes near; keepalives keep those reads
     # from ever timing out, and no event comes out of them to look at the clock.
     async def body() -> AsyncIterator[bytes]:
@@ -294,24 +294,24 @@ async def test_a_stream_of_keepalives_only_is_renewed_at_its_deadline(
             await asyncio.sleep(0.02)
             yield KEEPALIVE
 
-    client = _renewing_client(body(), token_lifetime=1.0, stream_read_timeout=0.2)
+    client = _renewing_client(body(), token_lifetime=2.5, stream_read_timeout=0.2)
     assert await _renewed(client, caplog) == ["100"]
 
 
 async def test_a_read_that_ends_after_the_deadline_ends_the_stream_with_its_events(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # Begun while the deadline (0.4 s away) was further away than the read timeout, a read
+    # Begun while the deadline (2 s away) was further away than the read timeout, a read
     # is not timed by the client: the transport's read timeout is (MockTransport has none,
     # which stands for a read that ends just before it). The events of that last chunk are
     # passed on, then the stream ends instead of reading again.
     async def body() -> AsyncIterator[bytes]:
         yield _frame("100")
-        await asyncio.sleep(0.8)
+        await asyncio.sleep(2.4)
         yield _frame("101") + _frame("102")
         while True:
             await asyncio.sleep(0.02)
             yield _frame("103")
 
-    client = _renewing_client(body(), token_lifetime=0.5, stream_read_timeout=0.1)
+    client = _renewing_client(body(), token_lifetime=2.5, stream_read_timeout=0.1)
     assert await _renewed(client, caplog) == ["100", "101", "102"]
