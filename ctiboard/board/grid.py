@@ -46,11 +46,6 @@ def line_rank(extension: Extension) -> int:
     return LINE_ORDER.index(extension.line_css)
 
 
-# Up to this many tiles, tiles off screen skip style, layout and paint (content-visibility):
-# at 200 changes a second on a 500-tile board Chromium's p50 fell from ~400 ms to ~100 ms
-# (bench e2e, N = 0). A grid of thousands of such tiles never painted, so larger ones render
-# in full.
-CONTAINED_TILES = 1000
 
 
 @dataclass(frozen=True)
@@ -178,11 +173,6 @@ class Grid:
     @property
     def total(self) -> int:
         return sum(len(section.tiles) for section in self.sections)
-
-    @property
-    def contained(self) -> bool:
-        """Whether the browser may skip rendering the tiles off screen (board.css)."""
-        return self.total <= CONTAINED_TILES
 
     @property
     def shown(self) -> int:

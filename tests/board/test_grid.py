@@ -7,7 +7,6 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from ctiboard.board import grid as grid_module
 from ctiboard.board.grid import BoardView, build_grid
 from ctiboard.board.models import Favourite
 from ctiboard.pbx.models import Extension, ExtensionGroup, Membership
@@ -183,14 +182,3 @@ def test_a_thousand_extensions_render_in_one_request(
     with django_assert_max_num_queries(20):
         response = client.get(reverse("board", args=[company.tenant.account]), {"mode": "compact"})
     assert len(tile_numbers(response.content.decode())) == 1006
-
-
-def test_only_boards_up_to_a_size_let_the_browser_skip_tiles_off_screen(
-    owner: User, member: User, company: Company, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(grid_module, "CONTAINED_TILES", 3)
-    url = reverse("board", args=[company.tenant.account])
-    small = login(Client(), member).get(url).content.decode()  # 2 tiles
-    large = login(Client(), owner).get(url).content.decode()  # 5 tiles
-    assert 'class="tiles contained"' in small
-    assert 'id="tiles" class="tiles"' in large

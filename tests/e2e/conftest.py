@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +25,22 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def wait_for_js(page: Any, expression: str, timeout: float = 10.0) -> Any:
+    """Poll a JavaScript expression until it is truthy; returns its value.
+
+    Not ``page.wait_for_function``: when its first check is false it polls through ``eval``
+    in the page, which the board's Content-Security-Policy refuses (a flaky EvalError).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s: {expression}")
+        page.wait_for_timeout(50)
 
 
 def free_port() -> int:

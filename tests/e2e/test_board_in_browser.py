@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from ctiboard.simulator.control import SimulatorControl
-from tests.e2e.conftest import Demo, free_port, start_demo, stop_demo
+from tests.e2e.conftest import Demo, free_port, start_demo, stop_demo, wait_for_js
 
 pytestmark = pytest.mark.browser
 
@@ -215,11 +215,11 @@ def test_own_phone_rings_with_notification_tone_and_crm(
         expect(banner.get_by_role("link", name="Open in CRM")).to_have_attribute(
             "href", "https://crm.example/search?phone=49305550000"
         )
-        page.wait_for_function("window.__notes.length === 1")
+        wait_for_js(page, "window.__notes.length === 1")
         note = page.evaluate("window.__notes[0]")
         assert note == {"title": "Your phone is ringing", "body": "Vera Wichtig · +49305550000"}
         assert page.evaluate("window.__opened") == ["https://crm.example/search?phone=49305550000"]
-        page.wait_for_function("window.__tones > 0")
+        wait_for_js(page, "window.__tones > 0")
         # The caller's tile shows who it is too.
         expect(tile(page, own).locator(".call-info")).to_contain_text("Vera Wichtig")
     finally:
@@ -356,8 +356,15 @@ def test_a_large_board_goes_live_and_its_grid_arrives_in_parts(
         page.goto(f"{demo.url}/t/{ACCOUNT}/{view}")
         page.wait_for_selector("#socket-status[data-state=live]")
         expect(page.locator("#tiles article.tile")).to_have_count(1500)
+        # However large the board, tiles off screen are not rendered (board.css).
+        assert (
+            page.evaluate(
+                "getComputedStyle(document.querySelector('#tiles article.tile')).contentVisibility"
+            )
+            == "auto"
+        )
         # Right after the page's render nothing changed: the socket sends no grid again.
-        page.wait_for_function("window.__messages.length >= 1")
+        wait_for_js(page, "window.__messages.length >= 1")
         assert max(page.evaluate("window.__messages")) < 10_000
 
         # A star pinned in another tab: this board gets the whole grid over its socket.
@@ -377,9 +384,7 @@ def test_a_large_board_goes_live_and_its_grid_arrives_in_parts(
         sizes = page.evaluate("window.__messages")
         assert sum(size > 100_000 for size in sizes) >= 3
         assert max(sizes) < 2**20
-        page.wait_for_function(
-            "!document.querySelector('#tiles .htmx-added, #tiles .htmx-settling')"
-        )
+        wait_for_js(page, "!document.querySelector('#tiles .htmx-added, #tiles .htmx-settling')")
         from_socket = page.evaluate(GRID_AS_SHOWN)
 
         # The same as the page renders it: sections, counts, hidden flags, order, version.
