@@ -46,8 +46,6 @@ def line_rank(extension: Extension) -> int:
     return LINE_ORDER.index(extension.line_css)
 
 
-
-
 @dataclass(frozen=True)
 class BoardView:
     q: str = ""
