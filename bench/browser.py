@@ -3,7 +3,8 @@
 The init script runs before any page script. It wraps ``WebSocket`` to note when each socket
 opens and closes, and a MutationObserver notes, with ``performance.timeOrigin +
 performance.now()`` (this machine's wall clock, sub-millisecond), every element with an
-``ext-…`` id that is swapped into the DOM, together with the ``datetime`` of its ``<time>``:
+``ext-…`` id that is swapped into the DOM or renewed in place (its ``data-seq`` changes: board.js
+applies pushed tiles so), together with the ``datetime`` of its ``<time>``:
 the tile shows when its line changed, which is the simulator's emission time (``updated`` of the
 state event, ``time.time_ns()`` when the simulator published it). A swapped-in ``#pbx-status``
 ends a sync (initial or resync): the socket sends the PBX status last, after the whole grid (in
@@ -53,6 +54,15 @@ INIT_SCRIPT = """
   const observer = new MutationObserver((records) => {
     const t = now();
     for (const record of records) {
+      // board.js renews a pushed tile in place: its data-seq changes, no element is added.
+      if (record.type === 'attributes') {
+        const node = record.target;
+        if (bench.recording && node.id && node.id.startsWith('ext-')) {
+          const time = lineTime(node);
+          bench.swaps.push([t, node.id, time ? time.getAttribute('datetime') : null]);
+        }
+        continue;
+      }
       for (const node of record.addedNodes) {
         if (node.nodeType !== 1 || !node.id) continue;
         if (node.id === 'pbx-status') { bench.grids.push(t); continue; }
@@ -63,7 +73,8 @@ INIT_SCRIPT = """
       }
     }
   });
-  const start = () => observer.observe(document.documentElement, {childList: true, subtree: true});
+  const start = () => observer.observe(document.documentElement,
+    {childList: true, subtree: true, attributes: true, attributeFilter: ['data-seq']});
   if (document.documentElement) start(); else document.addEventListener('DOMContentLoaded', start);
 })();
 """
