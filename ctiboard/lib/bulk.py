@@ -111,32 +111,21 @@ def _update_each(
         cursor.executemany(statement, rows)
 
 
-def _text(values: list[Any], field: Field, connection: BaseDatabaseWrapper) -> list[Any]:
-    for i, value in enumerate(values):
-        if value is not None and type(value) is not str:
-            value = values[i] = field.get_db_prep_save(value, connection)
-            if value is not None and not isinstance(value, str):
-                raise _Unsuitable
-    return values
+def _plain(
+    kind: type, suits: Callable[[Any], bool]
+) -> Callable[[list[Any], Field, BaseDatabaseWrapper], list[Any]]:
+    """A column of ``kind`` values, taken as they are; others go through ``get_db_prep_save``
+    and must then ``suit`` the column."""
 
+    def prepare(values: list[Any], field: Field, connection: BaseDatabaseWrapper) -> list[Any]:
+        for i, value in enumerate(values):
+            if value is not None and type(value) is not kind:
+                value = values[i] = field.get_db_prep_save(value, connection)
+                if value is not None and not suits(value):
+                    raise _Unsuitable
+        return values
 
-def _integer(values: list[Any], field: Field, connection: BaseDatabaseWrapper) -> list[Any]:
-    for i, value in enumerate(values):
-        if value is not None and type(value) is not int:
-            # psycopg's Int8 and the like: int subclasses, encoded as their digits
-            value = values[i] = field.get_db_prep_save(value, connection)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-                raise _Unsuitable
-    return values
-
-
-def _boolean(values: list[Any], field: Field, connection: BaseDatabaseWrapper) -> list[Any]:
-    for i, value in enumerate(values):
-        if value is not None and type(value) is not bool:
-            value = values[i] = field.get_db_prep_save(value, connection)
-            if value is not None and not isinstance(value, bool):
-                raise _Unsuitable
-    return values
+    return prepare
 
 
 def _instant(values: list[Any], field: Field, connection: BaseDatabaseWrapper) -> list[Any]:
@@ -157,9 +146,10 @@ def _instant(values: list[Any], field: Field, connection: BaseDatabaseWrapper) -
 
 
 _COLUMN: dict[str, Callable[[list[Any], Field, BaseDatabaseWrapper], list[Any]]] = {
-    "text": _text,
-    "integer": _integer,
-    "boolean": _boolean,
+    "text": _plain(str, lambda value: isinstance(value, str)),
+    # psycopg's Int8 and the like are int subclasses, encoded as their digits.
+    "integer": _plain(int, lambda value: isinstance(value, int) and not isinstance(value, bool)),
+    "boolean": _plain(bool, lambda value: isinstance(value, bool)),
     "instant": _instant,
 }
 

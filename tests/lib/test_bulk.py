@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pytest_django import DjangoDbBlocker
 
+from bench.procs import postgres_admin
 from ctiboard.lib import bulk
 from ctiboard.lib.bulk import update_rows
 from ctiboard.pbx.models import Extension, ExtensionGroup, Tenant
@@ -64,23 +65,7 @@ def test_refuses_what_is_not_a_plain_column(company: Company, name: str) -> None
         update_rows([group], [name])
 
 
-# --- PostgreSQL: one UPDATE … FROM unnest(…) per batch --------------------------------------
-
-
-def _postgres_admin() -> tuple[str | None, str]:
-    import psycopg
-
-    errors = []
-    for user in ("postgres", "root"):
-        for dbname in ("postgres", "test"):
-            dsn = f"host=127.0.0.1 port=5432 user={user} dbname={dbname} connect_timeout=3"
-            try:
-                with psycopg.connect(dsn, autocommit=True) as conn:
-                    conn.execute("SELECT 1")
-                return dsn, user
-            except psycopg.Error as exc:
-                errors.append(f"{user}@{dbname}: {str(exc).strip().splitlines()[0]}")
-    return None, "; ".join(errors)
+# --- PostgreSQL: one UPDATE … FROM ROWS FROM (json arrays) per batch ------------------------
 
 
 @pytest.fixture(scope="module")
@@ -88,17 +73,18 @@ def postgresql(django_db_blocker: DjangoDbBlocker) -> Iterator[str]:
     """A database alias on a fresh PostgreSQL database holding the tenant and extension
     tables, outside pytest-django's test databases (those are SQLite here)."""
     import psycopg
+    from psycopg.conninfo import conninfo_to_dict
 
-    admin_dsn, user = _postgres_admin()
+    admin_dsn, why = postgres_admin()
     if admin_dsn is None:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is unreachable ({user})")
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is unreachable ({why})")
     name = f"ctiboard_bulktest_{os.getpid()}_{secrets.token_hex(3)}"
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     settings = {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": name,
-        "USER": user,
+        "USER": conninfo_to_dict(admin_dsn)["user"],
         "HOST": "127.0.0.1",
         "PORT": "5432",
     }
