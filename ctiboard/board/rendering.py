@@ -102,8 +102,8 @@ def render_tile(
 
     Page loads, grids and pushes all come through here: a board of 1,000 tiles is mostly a
     join of cached strings, and a reconnect storm after a restart renders each tile once.
-    The key holds everything the tile shows (no request data: the tile's forms carry no CSRF
-    token, htmx sends it as a header), so a cached tile is never out of date. ``scope`` is
+    The key holds everything the tile shows (no request data: the tile has no form, its
+    buttons submit the page's shared forms), so a cached tile is never out of date. ``scope`` is
     ``tile_scope(viewer)``, passed in by callers that render many tiles.
     """
     key = (
