@@ -7,9 +7,7 @@ task would wake up to decode, check and send it: ~100 µs a socket, a core at 25
 once, each socket's checks are a few comparisons (``BoardConsumer.on_batch``), the frames are
 rendered once per audience and written without a task switch (``ctiboard.lib.wsframes``).
 
-Rounds are at least ``CTIBOARD_PUSH_INTERVAL`` apart, and three times as long as the last
-one took (one send per socket: thousands of sockets make a long round); batches that arrive
-meanwhile, or
+Rounds are at least ``CTIBOARD_PUSH_INTERVAL`` apart; batches that arrive meanwhile, or
 while a round is busy, wait in the inbox, and the next round merges those with consecutive
 numbers into one. A quiet tenant's change goes out at once; a busy one's reach each socket as
 one message per round, and a process with thousands of sockets sends fewer, larger messages
@@ -38,11 +36,6 @@ from ctiboard.pbx.events import tenant_group
 from .pushes import Batch, batch_of, merge
 
 logger = logging.getLogger(__name__)
-
-
-# The next round begins no sooner than this many times the last one's duration after it
-# began: rounds take at most about a third of the process's time.
-ROUND_SPACING = 3
 
 
 class Subscriber(Protocol):
@@ -133,13 +126,12 @@ class FanOut:
     async def _deliver(self, feed: _Feed) -> None:
         loop = asyncio.get_running_loop()
         last_round = -math.inf
-        spacing = self.interval
         while True:
             await feed.arrived.wait()
             # A round at most every interval: the first change after a quiet spell goes at
             # once, a busy tenant's changes in one message per round (a browser draws a
             # screen 60 times a second at most; more messages only cost it time).
-            wait = last_round + spacing - loop.time()
+            wait = last_round + self.interval - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             feed.arrived.clear()
@@ -155,10 +147,6 @@ class FanOut:
                             await self.layer.send(subscriber.channel_name, item)
                 except Exception:
                     logger.exception("could not deliver a message of %s", feed.tenant_id)
-            # One send per socket: a round to thousands of sockets takes long, and rounds
-            # every interval would leave the process no time for anything else (connects,
-            # other tenants, pings) until it fell behind. A long round spaces out the next.
-            spacing = max(self.interval, ROUND_SPACING * (loop.time() - last_round))
 
     def _fan_out(self, feed: _Feed, batch: Batch) -> None:
         for subscriber in list(feed.subscribers):
