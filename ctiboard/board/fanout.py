@@ -7,7 +7,8 @@ task would wake up to decode, check and send it: ~100 µs a socket, a core at 25
 once, each socket's checks are a few comparisons (``BoardConsumer.on_batch``), the frames are
 rendered once per audience and written without a task switch (``ctiboard.lib.wsframes``).
 
-Rounds are at least ``CTIBOARD_PUSH_INTERVAL`` apart; batches that arrive meanwhile, or
+Rounds are at least ``CTIBOARD_PUSH_INTERVAL`` apart, more with more than a thousand sockets
+(one send each); batches that arrive meanwhile, or
 while a round is busy, wait in the inbox, and the next round merges those with consecutive
 numbers into one. A quiet tenant's change goes out at once; a busy one's reach each socket as
 one message per round, and a process with thousands of sockets sends fewer, larger messages
@@ -36,6 +37,10 @@ from ctiboard.pbx.events import tenant_group
 from .pushes import Batch, batch_of, merge
 
 logger = logging.getLogger(__name__)
+
+
+# Sockets a round may write at the push interval; more make rounds rarer (FanOut.spacing).
+SOCKETS_PER_ROUND = 1000
 
 
 class Subscriber(Protocol):
@@ -131,7 +136,7 @@ class FanOut:
             # A round at most every interval: the first change after a quiet spell goes at
             # once, a busy tenant's changes in one message per round (a browser draws a
             # screen 60 times a second at most; more messages only cost it time).
-            wait = last_round + self.interval - loop.time()
+            wait = last_round + self.spacing(len(feed.subscribers)) - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             feed.arrived.clear()
@@ -147,6 +152,15 @@ class FanOut:
                             await self.layer.send(subscriber.channel_name, item)
                 except Exception:
                     logger.exception("could not deliver a message of %s", feed.tenant_id)
+
+    def spacing(self, sockets: int) -> float:
+        """Seconds from one round to the next. Each round writes a frame to every socket, one
+        send each: past ``SOCKETS_PER_ROUND`` sockets rounds space out in proportion, so the
+        process makes no more sends per second than that many sockets at the push interval
+        and keeps time for connects and its other tenants. (Spacing by the last round's
+        duration instead measured the worker thread's share of the GIL in the one-process
+        demo: bench/README.md.)"""
+        return self.interval * max(1.0, sockets / SOCKETS_PER_ROUND)
 
     def _fan_out(self, feed: _Feed, batch: Batch) -> None:
         for subscriber in list(feed.subscribers):

@@ -17,7 +17,7 @@ from django.contrib.auth.models import User
 from django.db import close_old_connections
 
 from ctiboard.board import consumers
-from ctiboard.board.fanout import _coalesced, fanout
+from ctiboard.board.fanout import FanOut, _coalesced, fanout
 from ctiboard.board.pushes import Batch, merge
 from ctiboard.cti.events import StateEvent
 from ctiboard.lib.wsframes import DaphneWriter, Frame, QueueWriter, daphne_protocol
@@ -366,6 +366,49 @@ async def test_changes_within_the_push_interval_go_in_one_round(
     }
     assert await board.receive_nothing(timeout=0.4)
     await board.disconnect()
+
+
+def test_rounds_space_out_past_a_thousand_sockets() -> None:
+    spaced = FanOut(get_channel_layer(), interval=0.02)
+    assert spaced.spacing(0) == spaced.spacing(1000) == 0.02
+    assert spaced.spacing(2000) == pytest.approx(0.04)
+    assert spaced.spacing(5000) == pytest.approx(0.1)
+
+
+async def test_a_tenant_with_many_sockets_gets_rarer_rounds(
+    company: Company, settings: Any
+) -> None:
+    settings.CTIBOARD_PUSH_INTERVAL = 0.05
+    loop = asyncio.get_running_loop()
+    rounds: list[float] = []
+    second_round = asyncio.Event()
+
+    class Socket:
+        def __init__(self, number: int) -> None:
+            self.channel_name = f"socket-{number}"
+
+        def on_batch(self, batch: Batch) -> None:
+            if self.channel_name == "socket-0":
+                rounds.append(loop.time())
+                if len(rounds) == 2:
+                    second_round.set()
+
+    sockets = [Socket(number) for number in range(3000)]
+    for board in sockets:
+        await fanout().subscribe(company.tenant.pk, board)
+    layer = get_channel_layer()
+    (channel,) = layer.groups[tenant_group(company.tenant.pk)]
+    extension = company.extensions[1]
+    for seq in (1, 2):
+        extension.seq = seq
+        message = {"type": "extensions.changed", "tiles": json.dumps([extension.to_payload()])}
+        await layer.send(channel, message)
+        await asyncio.sleep(0.01)
+    await asyncio.wait_for(second_round.wait(), timeout=5)
+    for board in sockets:
+        fanout().unsubscribe(company.tenant.pk, board)
+    # 3,000 sockets: three push intervals between rounds, not one.
+    assert rounds[1] - rounds[0] >= 0.14
 
 
 async def test_a_consumer_that_crashed_leaves_the_fan_out(
