@@ -161,9 +161,10 @@ def render_grid_messages(grid: "Grid", tail: Iterable[str] = ()) -> list[str]:
 
     A grid that fits goes as one message, as it always did. A larger one goes as its
     skeleton (sections, titles, counts, hidden flags; no tiles), then its tiles appended to
-    their sections in order, a run of tiles per message, and last its #grid-version: the
-    browser ends up with the same DOM as from one message, and a socket cut in between
-    leaves no version behind, so the reconnect sends the whole grid again.
+    their sections in order in runs, and last its #grid-version, packed (``pack``) into as
+    few messages as fit: the skeleton may share a message with the first run. The browser
+    ends up with the same DOM as from one message, and a socket cut in between leaves no
+    version behind, so the reconnect sends the whole grid again.
     """
     tail = list(tail)
     size = sum(len(tile.html) for section in grid.sections for tile in section.tiles)
