@@ -48,6 +48,7 @@ class Context:
     give_up_ms: float = 5000.0
     probe_rate: float = 0.0  # also measure N=0 at this lower rate (full runs: 50 events/s)
     profile_at: int = 1000
+    topologies: tuple[str, ...] = ("bare", "memory", "redis")
     topology_budget: float = 200.0
     started: float = field(default_factory=time.monotonic)
 
@@ -88,6 +89,10 @@ def configure(args: argparse.Namespace, workdir: Path) -> Context:
         ctx.ingest_extensions = args.ingest_extensions
     if args.window:
         ctx.window = args.window
+    if args.profile_at is not None:
+        ctx.profile_at = args.profile_at
+    if args.topologies:
+        ctx.topologies = tuple(t.strip() for t in args.topologies.split(",") if t.strip())
     return ctx
 
 
@@ -123,6 +128,12 @@ def main(argv: list[str]) -> int:
         default=None,
         help="py-spy profiles of the worker and web process (default: full runs)",
     )
+    parser.add_argument(
+        "--topologies", help="e2e topologies, e.g. redis or memory,redis (all: bare,memory,redis)"
+    )
+    parser.add_argument(
+        "--profile-at", type=int, help="the e2e step (sockets) profiled besides 0 (1000)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--keep-workdir", action="store_true", help="keep logs and databases")
     args = parser.parse_args(argv)
@@ -130,6 +141,9 @@ def main(argv: list[str]) -> int:
     unknown = set(only) - set(MEASURES)
     if unknown:
         parser.error(f"unknown measures: {', '.join(sorted(unknown))}")
+    topologies = {t.strip() for t in (args.topologies or "").split(",") if t.strip()}
+    if topologies - set(e2e.TOPOLOGIES):
+        parser.error(f"unknown topologies: {', '.join(sorted(topologies - set(e2e.TOPOLOGIES)))}")
 
     started_wall = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     workdir = Path(tempfile.mkdtemp(prefix="bench-work-"))

@@ -469,6 +469,9 @@ def sweep(ctx: Any, target: Target, chromium: Any, rate: float) -> dict[str, Any
                 step["msgs_per_socket_s"] = round(
                     (after["messages"] - before["messages"]) / ctx.window / count, 1
                 )
+                step["kb_per_socket_s"] = round(
+                    (after["bytes"] - before["bytes"]) / 1024 / ctx.window / count, 1
+                )
             step["closed_sockets"] = after["closed"]
             step["drain_s"] = round(_drain(clients, count, ctx.event_rate), 1)
             steps.append(step)
@@ -518,8 +521,8 @@ def run(ctx: Any) -> dict[str, Any]:
         "warmup_s": ctx.warmup,
         "topologies": {},
     }
-    names = ["bare", "memory"]
-    if ctx.redis_mode != "off" and not ctx.quick:
+    names = [name for name in ("bare", "memory") if name in ctx.topologies]
+    if "redis" in ctx.topologies and ctx.redis_mode != "off" and not ctx.quick:
         problem = redis_reachable()
         if problem:
             out["topologies"]["redis"] = {"skipped": f"Redis at 127.0.0.1:6379: {problem}"}
