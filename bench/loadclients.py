@@ -13,8 +13,9 @@ Each command is one JSON line on stdin, each answer one JSON line on stdout:
 
 The clients are deliberately cheap, so that the server and not this process is what saturates:
 an asyncio Protocol per socket that parses only frame headers, counts messages and bytes, and
-answers pings (Daphne drops a client that does not). The process ends when stdin closes, and
-after ``--lifetime`` seconds in any case.
+answers pings (Daphne drops a client that does not). Like a browser, each offers
+permessage-deflate; the server's deflated messages are counted, not inflated. The process ends
+when stdin closes, and after ``--lifetime`` seconds in any case.
 """
 
 import asyncio
@@ -35,6 +36,8 @@ class Client(asyncio.Protocol):
             "Connection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
             "Sec-WebSocket-Version: 13\r\n"
+            # What Chromium offers.
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
             + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
             + "\r\n"
         ).encode()

@@ -28,12 +28,14 @@ def _http_app():  # type: ignore[no-untyped-def]
 application = ProtocolTypeRouter(
     {
         "http": _http_app(),
-        # Pushed batches written straight to Daphne's connections (board.fanout); counted for
-        # /metrics; closed with 1012 (Service Restart) when Daphne shuts down.
+        # Pushed batches written straight to Daphne's connections (board.fanout), deflated
+        # once for all of them; counted for /metrics; closed with 1012 (Service Restart)
+        # when Daphne shuts down.
         "websocket": DirectFrames(
             GracefulWebSockets(
                 AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
-            )
+            ),
+            compress=settings.CTIBOARD_WEBSOCKET_COMPRESSION,
         ),
     }
 )

@@ -224,6 +224,9 @@ CTIBOARD_BATCH_INTERVAL = env_float("CTIBOARD_BATCH_INTERVAL", 0.01, minimum=0)
 # A web process sends each board socket at most one round of changes this often, in seconds
 # (board.fanout): more than a screen can show only costs the browsers time.
 CTIBOARD_PUSH_INTERVAL = env_float("CTIBOARD_PUSH_INTERVAL", 0.02, minimum=0)
+# Board sockets under Daphne accept the browser's permessage-deflate (lib.wsframes): each
+# message is deflated once per process, not once per socket.
+CTIBOARD_WEBSOCKET_COMPRESSION = env_bool("CTIBOARD_WEBSOCKET_COMPRESSION", True)
 # Seconds without any frame on a CTI stream before it counts as stalled and is reopened.
 CTIBOARD_STREAM_READ_TIMEOUT = env_float("CTIBOARD_STREAM_READ_TIMEOUT", 60, minimum=1)
 # Keys that encrypt stored CTI API passwords (comma-separated; the first encrypts, all

@@ -1,12 +1,9 @@
 """The process's fan-out: one tenant subscription for all its sockets, batches taken while a
-socket syncs, and frames written once for many sockets."""
+socket syncs, rounds of merged batches (the frames' writers: tests/lib/test_wsframes.py)."""
 
 import asyncio
-import collections
-import contextlib
 import functools
 import json
-import socket
 import threading
 from typing import Any
 
@@ -20,7 +17,6 @@ from ctiboard.board import consumers
 from ctiboard.board.fanout import FanOut, _coalesced, fanout
 from ctiboard.board.pushes import Batch, merge
 from ctiboard.cti.events import StateEvent
-from ctiboard.lib.wsframes import DaphneWriter, Frame, QueueWriter, daphne_protocol
 from ctiboard.pbx import store
 from ctiboard.pbx.events import tenant_group
 from ctiboard.pbx.models import Extension, Tenant
@@ -147,79 +143,6 @@ async def test_too_many_batches_during_a_sync_mean_one_more_sync(
 # --- the writers ---------------------------------------------------------------------------
 
 
-class FakeProtocol:
-    STATE_OPEN = 3
-    STATE_CLOSED = 4
-
-    def __init__(self) -> None:
-        self.state = self.STATE_OPEN
-        self.sent: list[bytes] = []
-        self.transport = None
-
-    def sendPreparedMessage(self, prepared: Any) -> None:
-        self.sent.append(prepared.payloadHybi)
-
-
-def test_a_frame_is_one_unmasked_text_frame_made_once() -> None:
-    text = "<article>ü</article>" * 20  # 2-byte length, non-ASCII
-    frame = Frame(text)
-    wire = frame.prepared.payloadHybi
-    assert frame.prepared is frame.prepared
-    payload = text.encode()
-    assert wire[0] == 0x81  # FIN, text
-    assert wire[1] == 126 and int.from_bytes(wire[2:4], "big") == len(payload)  # no mask bit
-    assert wire[4:] == payload
-
-
-def test_the_daphne_writer_writes_while_open_only() -> None:
-    protocol = FakeProtocol()
-    writer = DaphneWriter(protocol)
-    frame = Frame("one")
-    writer.write(frame)
-    protocol.state = protocol.STATE_CLOSED
-    writer.write(Frame("two"))
-    assert protocol.sent == [frame.prepared.payloadHybi]
-    writer.close()
-    protocol.state = protocol.STATE_OPEN
-    writer.write(Frame("three"))
-    assert len(protocol.sent) == 1
-
-
-async def test_the_queue_writer_keeps_order_and_flushes() -> None:
-    sent: list[str] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        await asyncio.sleep(0)
-        sent.append(message["text"])
-
-    writer = QueueWriter(send)
-    for text in ("a", "b", "c"):
-        writer.write(Frame(text))
-    await writer.flush()
-    assert sent == ["a", "b", "c"]
-    writer.close()
-
-
-async def test_the_queue_writer_stops_when_the_boardis_gone() -> None:
-    async def send(message: dict[str, Any]) -> None:
-        raise OSError("gone")
-
-    writer = QueueWriter(send)
-    writer.write(Frame("a"))
-    writer.write(Frame("b"))
-    await asyncio.wait_for(writer.flush(), 1)
-
-
-def test_daphnes_protocol_is_found_behind_its_send_only() -> None:
-    from daphne.server import Server
-
-    server = Server.__new__(Server)
-    protocol = FakeProtocol()
-    assert daphne_protocol(functools.partial(server.handle_reply, protocol)) is protocol
-    assert daphne_protocol(functools.partial(print, protocol)) is None
-    assert daphne_protocol(lambda message: None) is None
-
-
 # --- batches that waited for a busy fan-out -------------------------------------------------
 
 
@@ -280,71 +203,6 @@ async def test_a_busy_fan_out_sends_what_waited_as_one_message(
     assert tile_ids(pushed) == {f"ext-{first.pk}", f"ext-{second.pk}"}
     assert await socket.receive_nothing(timeout=0.2)
     await socket.disconnect()
-
-
-class FakeTransport:
-    """What DaphneWriter reads of a Twisted TCP transport, over a real socket."""
-
-    TLS = False
-    connected = 1
-    disconnecting = 0
-    _writeDisconnected = False
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.socket = sock
-        self.dataBuffer = b""
-        self._tempDataBuffer: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self._tempDataBuffer.append(data)
-
-
-def _open_protocol(sock: socket.socket) -> Any:
-    protocol = FakeProtocol()
-    protocol._perMessageCompress = None
-    protocol.send_queue = collections.deque()
-    protocol.transport = FakeTransport(sock)
-    return protocol
-
-
-def test_an_idle_connection_gets_the_frame_at_once() -> None:
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        protocol = _open_protocol(ours)
-        frame = Frame("<article>1</article>")
-        DaphneWriter(protocol).write(frame)
-        assert theirs.recv(1000) == frame.prepared.payloadHybi
-        assert protocol.transport._tempDataBuffer == [] and protocol.sent == []
-
-
-def test_a_frame_behind_buffered_data_waits_its_turn() -> None:
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        protocol = _open_protocol(ours)
-        protocol.transport._tempDataBuffer.append(b"earlier")
-        DaphneWriter(protocol).write(Frame("later"))
-        theirs.setblocking(False)
-        with pytest.raises(BlockingIOError):
-            theirs.recv(1000)
-        # Not by the shortcut: through autobahn and Twisted's buffer, after what waits there.
-        assert len(protocol.sent) == 1
-
-
-def test_what_the_kernel_does_not_take_is_buffered() -> None:
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        ours.setblocking(False)
-        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        protocol = _open_protocol(ours)
-        frame = Frame("x" * 2_000_000)
-        DaphneWriter(protocol).write(frame)
-        buffered = b"".join(protocol.transport._tempDataBuffer)
-        theirs.setblocking(False)
-        received = b""
-        with contextlib.suppress(BlockingIOError):
-            while chunk := theirs.recv(1 << 20):
-                received += chunk
-        assert buffered and received + buffered == frame.prepared.payloadHybi
 
 
 async def test_changes_within_the_push_interval_go_in_one_round(
