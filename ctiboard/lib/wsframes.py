@@ -91,8 +91,9 @@ class Frame:
         if self._prepared is None:
             from autobahn.websocket.protocol import PreparedMessage
 
-            # A server's frames are not masked; compression stays possible (autobahn then
-            # compresses per connection from the kept payload; Daphne negotiates none).
+            # A server's frames are not masked; compression stays possible: autobahn
+            # compresses per connection from the kept payload where the shared deflated
+            # frame does not suit (a connection that negotiated a smaller window).
             self._prepared = PreparedMessage(
                 self.text.encode(), isBinary=False, applyMask=False, doNotCompress=False
             )
