@@ -8,14 +8,14 @@ connection's autobahn protocol. Under any other ASGI server (the test communicat
 the writer sends through ASGI as usual, from a queue of its own that keeps the socket's
 messages in order.
 
-Browsers offer permessage-deflate (RFC 7692), and Daphne accepts it here (``DirectFrames``).
-A round's message is a run of tiles of the same markup, which deflate shrinks to a tenth or
-less; a process with thousands of sockets spends most of its time copying frames into the
-kernel, and each browser gets 200 KB/s less at a busy tenant. Compressed per connection, as
-autobahn would, every socket would deflate the same text again with its own compressor
-(~260 KB of zlib state each). A ``Frame`` is deflated once instead, without reference to
-earlier messages, which any permessage-deflate receiver decodes whatever context it keeps:
-the same bytes go to every socket that negotiated the full window.
+Browsers offer permessage-deflate (RFC 7692), and Daphne accepts it here (``DirectFrames``). A
+round's message is a run of tiles of the same markup, which deflate shrinks to a tenth or less
+(50 tiles: 52 KB to 3.4 KB); a process with thousands of sockets spent most of its time copying
+frames into the kernel, and each browser gets ~180 KB/s less at a busy tenant. Compressed per
+connection, as autobahn would, every socket would deflate the same text again with its own
+compressor (~260 KB of zlib state each). A ``Frame`` is deflated once instead, without
+reference to earlier messages, which any permessage-deflate receiver decodes whatever context
+it keeps: the same bytes go to every socket that negotiated the full window.
 
 The writers are called from the event loop's thread only; under Daphne that is also the
 Twisted reactor's thread (asyncioreactor), so writing to the protocol there is what Daphne's
@@ -41,8 +41,8 @@ SCOPE_KEY = "ctiboard.daphne_protocol"
 # Deflate's largest window, the one a client allows unless it says otherwise: a frame
 # compressed with it suits every connection that did not ask for a smaller one.
 DEFLATE_WINDOW_BITS = 15
-# zlib's level 6 (its default) makes tiles ~10 % smaller than level 1 for twice the time;
-# a round's message is deflated once per process, a grid once per connect.
+# zlib's level 6 (its default): a round of 50 tiles, 52 KB, deflates to 3.4 KB in 0.28 ms
+# (level 1: 4.0 KB in 0.10 ms); a round's message is deflated once per process.
 DEFLATE_LEVEL = 6
 # What a browser sends a board socket is a view of a few hundred bytes
 # (BoardConsumer.receive ignores more than 2,000): inflated, more than this closes the socket.
