@@ -108,6 +108,23 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # One file per test process: test runs side by side must not share a database.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}
+# PostgreSQL connections come from a pool per process (psycopg_pool, Django's "pool" option):
+# without one, every request and every board socket's connect opened a connection of its own,
+# a new PostgreSQL backend each time (18 % of a web process's time while 1,000 sockets
+# connected, bench/README.md). 0 turns the pool off.
+DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", 4, minimum=0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL_SIZE:
+    if DATABASES["default"]["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured(
+            "DATABASE_CONN_MAX_AGE and DATABASE_POOL_SIZE both keep PostgreSQL connections:"
+            " set DATABASE_CONN_MAX_AGE=0 to use the pool, or DATABASE_POOL_SIZE=0"
+        )
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_SIZE,
+        # A request waits this long for a free connection, then fails with an error.
+        "timeout": 10,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_optional("REDIS_URL")

@@ -187,10 +187,18 @@ class Stack:
             raise AssertionError(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
         return done.stdout
 
-    def web(self, name: str) -> "Web":
+    def web(self, name: str, **env: str) -> "Web":
         port = free_port()
         process = self.spawn(
-            name, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "ctiboard.asgi:application"
+            name,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "ctiboard.asgi:application",
+            **env,
         )
         web = Web(f"http://127.0.0.1:{port}", process)
 
