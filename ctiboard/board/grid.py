@@ -149,6 +149,9 @@ class Section:
     key: str
     title: str
     tiles: list[Tile] = field(default_factory=list)
+    # Rendering a page with rendering.render_spliced: the template gets a marker here, and
+    # the tiles are put in its place after the template has rendered.
+    splice_mark: str = ""
 
     @property
     def shown(self) -> int:
@@ -156,6 +159,11 @@ class Section:
 
     @property
     def html(self) -> SafeString:
+        if self.splice_mark:
+            return mark_safe(self.splice_mark)  # noqa: S308 - rendering.splice_mark
+        return self.tiles_html()
+
+    def tiles_html(self) -> SafeString:
         # One join instead of a template loop over thousands of tiles.
         return mark_safe("".join(tile.html for tile in self.tiles))  # noqa: S308 - tiles
 

@@ -1,10 +1,13 @@
 """The tile template, rendered the same way on page load and in WebSocket pushes."""
 
+import itertools
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
@@ -136,6 +139,37 @@ def render_tile(
         if len(_TILE_CACHE) > _TILE_CACHE_SIZE:
             _TILE_CACHE.popitem(last=False)
     return html
+
+
+# Escaped text can hold no "<", so only a Section in a spliced render writes this.
+_SPLICE_MARK = re.compile(r"<!--ctiboard-tiles (\d+)-->")
+
+
+def render_spliced(
+    request: HttpRequest, template_name: str, context: dict[str, Any], grid: "Grid"
+) -> HttpResponse:
+    """``render(request, template_name, context)`` for a page or partial holding ``grid``,
+    with the grid's tiles put into the response after the template has rendered.
+
+    Each block, partial and loop of a Django template joins what its children rendered into
+    a new string: the tiles of a large board were copied once per level on the way up (a
+    5,000-tile page is 4.4 MB). Here the template renders a marker for each section's tiles,
+    and the response is the page's parts and the sections' tiles, each encoded once and joined
+    once.
+    """
+    for index, section in enumerate(grid.sections):
+        section.splice_mark = f"<!--ctiboard-tiles {index}-->"
+    try:
+        page = render_to_string(template_name, context, request)
+    finally:
+        for section in grid.sections:
+            section.splice_mark = ""
+    parts = _SPLICE_MARK.split(page)
+    # split() alternates: page text, a section's index, page text, ...
+    return HttpResponse(
+        grid.sections[int(part)].tiles_html().encode() if odd else part.encode()
+        for odd, part in zip(itertools.cycle((False, True)), parts, strict=False)
+    )
 
 
 def render_tile_oob(extension: Extension, viewer: Viewer, contact: "Contact | None" = None) -> str:

@@ -32,7 +32,7 @@ from .consumers import favourites_changed
 from .grid import MODES, SORTS, BoardView, Grid, build_grid, line_choices, presence_choices
 from .incoming import ring_of
 from .models import BoardPreference, Favourite
-from .rendering import grid_context
+from .rendering import grid_context, render_spliced
 from .viewer import membership_for
 
 
@@ -108,8 +108,9 @@ def board(request: HtmxHttpRequest, account: str) -> HttpResponse:
     view = BoardView.from_query(request.GET)
     if request.htmx and not request.htmx.history_restore_request:
         grid = build_grid(user, membership, view)
-        return render(request, "board/board.html#grid", grid_context(grid))
-    return render(request, "board/board.html", board_context(request, user, membership, view))
+        return render_spliced(request, "board/board.html#grid", grid_context(grid), grid)
+    context = board_context(request, user, membership, view)
+    return render_spliced(request, "board/board.html", context, context["grid"])
 
 
 # --- click-to-call ----------------------------------------------------------------------
