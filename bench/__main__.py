@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import e2e, ingest, profile, render, report
+from . import e2e, ingest, profile, render, report, sendfloor
 from .procs import COMMANDS, REPO
 
-MEASURES = ("ingest", "render", "e2e")
+MEASURES = ("ingest", "render", "e2e", "floor")
 
 
 @dataclass
@@ -103,7 +103,7 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="a smaller run (~3 minutes): fewer events, iterations and steps; e2e without Redis",
     )
-    parser.add_argument("--only", default=",".join(MEASURES), help="ingest,render,e2e")
+    parser.add_argument("--only", default=",".join(MEASURES), help="ingest,render,e2e,floor")
     parser.add_argument(
         "--redis",
         choices=("auto", "off"),
@@ -150,7 +150,12 @@ def main(argv: list[str]) -> int:
     ctx = configure(args, workdir)
     ctx.log(f"work directory {workdir} ({'quick' if args.quick else 'full'} run)")
     results: dict[str, Any] = {}
-    runners = {"ingest": ingest.run, "render": render.run, "e2e": e2e.run}
+    runners = {
+        "ingest": ingest.run,
+        "render": render.run,
+        "e2e": e2e.run,
+        "floor": sendfloor.run,
+    }
     machine = report.machine()
     for name in only:
         ctx.log(f"--- {name}")

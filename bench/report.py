@@ -385,6 +385,17 @@ def summary_rows(results: dict[str, Any]) -> list[list[str]]:
         if resync.get("error"):
             text += f"; FAILED: {resync['error'][:160]}"
         rows.append([f"resync after reconnect ({resync['tiles']} tiles)", text])
+    for step in results.get("floor", {}).get("steps", []):
+        at = step["cores_at"]["every 20 ms (CTIBOARD_PUSH_INTERVAL)"]
+        rows.append(
+            [
+                f"fan-out floor, {step['sockets']:,} sockets (bare send loop, no server code)",
+                f"send {step['send_us']:.1f} µs, receive {step['receive_us']:.1f} µs (load"
+                f" clients) per socket and round of {step['frame_bytes']:,} bytes; rounds every"
+                f" 20 ms would take {at['sender']:.2f} cores to send, {at['receivers']:.2f} to"
+                " receive",
+            ]
+        )
     return rows
 
 

@@ -189,17 +189,8 @@ class Stack:
 
     def web(self, name: str, **env: str) -> "Web":
         port = free_port()
-        process = self.spawn(
-            name,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "ctiboard.asgi:application",
-            **env,
-        )
+        daphne = ("-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "ctiboard.asgi:application")
+        process = self.spawn(name, *daphne, **env)
         web = Web(f"http://127.0.0.1:{port}", process)
 
         def healthy() -> bool:

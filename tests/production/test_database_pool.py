@@ -55,21 +55,22 @@ def burst(web: Web, services: Services, account: str, username: str) -> int:
     return sessions_opened(services) - before
 
 
-def user_with_tenant(stack: Stack, username: str) -> str:
+def sessions_of_a_burst(stack: Stack, services: Services, username: str, pool_size: str) -> int:
+    """A web process with ``DATABASE_POOL_SIZE=pool_size`` and a user with a tenant of his own;
+    the sessions PostgreSQL opened for his burst."""
     account = unique_account()
     # No worker runs: the tenant is never streamed, its board just shows no extensions.
     spec = {"username": username, "password": PASSWORD, "base_url": "http://127.0.0.1:9"}
     seed(stack, {**spec, "tenants": {account: [f"{account}/u", "p"]}})
-    return account
+    web = stack.web(f"web-{username}", DATABASE_POOL_SIZE=pool_size)
+    try:
+        return burst(web, services, account, username)
+    finally:
+        web.process.stop()
 
 
 def test_a_pooled_web_process_reuses_its_connections(stack: Stack, services: Services) -> None:
-    account = user_with_tenant(stack, "pooled")
-    web = stack.web("web-pooled", DATABASE_POOL_SIZE="4")
-    try:
-        opened = burst(web, services, account, "pooled")
-    finally:
-        web.process.stop()
+    opened = sessions_of_a_burst(stack, services, "pooled", pool_size="4")
     # The pool opens at most its size, once; not one per page or socket.
     assert opened <= 4, stack.dump()
 
@@ -77,10 +78,5 @@ def test_a_pooled_web_process_reuses_its_connections(stack: Stack, services: Ser
 def test_without_the_pool_every_page_and_socket_connects_anew(
     stack: Stack, services: Services
 ) -> None:
-    account = user_with_tenant(stack, "unpooled")
-    web = stack.web("web-unpooled", DATABASE_POOL_SIZE="0")
-    try:
-        opened = burst(web, services, account, "unpooled")
-    finally:
-        web.process.stop()
+    opened = sessions_of_a_burst(stack, services, "unpooled", pool_size="0")
     assert opened >= SOCKETS + PAGES, stack.dump()
