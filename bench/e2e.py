@@ -381,7 +381,6 @@ def sweep(ctx: Any, target: Target, chromium: Any, rate: float) -> dict[str, Any
                 f"p99 {result['low_rate']['latency_ms'].get('p99')} ms"
             )
             time.sleep(2)
-        result["load_client_loop"] = clients.command(cmd="stats")["loop"]
         opened = 0
         connect_cost = 0.0  # seconds per socket connect, as measured so far
         deadline = time.monotonic() + ctx.topology_budget

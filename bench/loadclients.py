@@ -12,8 +12,7 @@ Each command is one JSON line on stdin, each answer one JSON line on stdout:
 - ``{"cmd": "close"}``: closes every socket.
 
 The clients are deliberately cheap, so that the server and not this process is what saturates:
-on uvloop (the bench extra; plain asyncio without it, as ``stats`` says), an asyncio Protocol
-per socket that parses only frame headers, counts messages and bytes, and
+an asyncio Protocol per socket that parses only frame headers, counts messages and bytes, and
 answers pings (Daphne drops a client that does not). Like a browser, each offers
 permessage-deflate; the server's deflated messages are counted, not inflated. The process ends
 when stdin closes, and after ``--lifetime`` seconds in any case.
@@ -25,7 +24,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -51,9 +50,9 @@ class Client(asyncio.Protocol):
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's TCP transport is an asyncio.Transport by interface, not by class.
-        self.transport = cast(asyncio.Transport, transport)
-        self.transport.write(self.request)
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
         self.pool.bytes += len(data)
@@ -203,7 +202,6 @@ class Pool:
 
     def stats(self) -> dict[str, Any]:
         return {
-            "loop": event_loop(),
             "open": self.open,
             "closed": self.closed,
             "messages": self.messages,
@@ -245,19 +243,6 @@ async def main(lifetime: float) -> None:
     pool.close()
 
 
-def event_loop() -> str:
-    try:
-        import uvloop  # noqa: F401 - the bench extra
-    except ImportError:
-        return "asyncio"
-    return "uvloop"
-
-
 if __name__ == "__main__":
     lifetime = float(sys.argv[1]) if len(sys.argv) > 1 else 1800.0
-    if event_loop() == "uvloop":
-        import uvloop
-
-        uvloop.run(main(lifetime))
-    else:
-        asyncio.run(main(lifetime))
+    asyncio.run(main(lifetime))

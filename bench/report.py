@@ -304,6 +304,33 @@ def e2e_table(e2e: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def fanout_table(results: dict[str, Any]) -> list[list[str]]:
+    """The web process's CPU per message it delivered, against the fan-out floor's ``send``.
+
+    Past a few hundred sockets nearly all a web process does is per socket and round, so its
+    CPU over the messages the load clients received is what one delivery costs it.
+    """
+    floor = {step["sockets"]: step["send_us"] for step in results.get("floor", {}).get("steps", [])}
+    # memory: the one demo process, whose cores include its worker and simulator threads.
+    header = ["topology", "sockets", "messages/socket/s", "web cores", "web µs/message", "floor"]
+    rows = [header]
+    for name, topology in results.get("e2e", {}).get("topologies", {}).items():
+        for step in topology.get("steps", []):
+            count, per_socket = step["sockets"], step.get("msgs_per_socket_s")
+            cores = step.get("cpu_cores", {})
+            web = cores.get("web", cores.get("demo", cores.get("relay")))
+            if count < 1000 or not per_socket or not web:
+                continue
+            cost = web * 1e6 / (per_socket * count)
+            # The floor of the nearest socket count measured.
+            near = min(floor, key=lambda n: abs(n - count)) if floor else None
+            versus = f"{cost / floor[near]:.1f}x of {floor[near]:.1f} µs" if near else "-"
+            rows.append(
+                [name, f"{count:,}", f"{per_socket:g}", f"{web:.2f}", f"{cost:.1f}", versus]
+            )
+    return rows
+
+
 def markdown_table(rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
@@ -472,6 +499,7 @@ def write(results: dict[str, Any], out: Path, stem: str = "bench") -> str:
         [row["target"], row["value"], "yes" if row["met"] else "NO"] for row in results["targets"]
     ]
     e2e_rows = e2e_table(results.get("e2e", {}))
+    fanout_rows = fanout_table(results)
     meta = results["meta"]
     load = ", ".join(f"{x:.2f}" for x in meta["machine"]["load_average_start"])
     md = [
@@ -500,6 +528,12 @@ def write(results: dict[str, Any], out: Path, stem: str = "bench") -> str:
         "",
         f"![latency percentiles against connected sockets]({stem}.png)",
         "",
+        "## Fan-out cost (web process CPU per message delivered, against the bare send loop)",
+        "",
+        "memory: the demo process's cores include its worker and simulator.",
+        "",
+        markdown_table(fanout_rows) if len(fanout_rows) > 1 else "(not measured)",
+        "",
         "## Versions",
         "",
         ", ".join(f"{k} {v}" for k, v in meta["machine"]["packages"].items() if v)
@@ -522,4 +556,6 @@ def write(results: dict[str, Any], out: Path, stem: str = "bench") -> str:
     ]
     if len(e2e_rows) > 1:
         text += ["", text_table(e2e_rows)]
+    if len(fanout_rows) > 1:
+        text += ["", text_table(fanout_rows)]
     return "\n".join(text)

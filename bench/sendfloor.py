@@ -110,7 +110,6 @@ def measure(steps: list[int], rate: float, seconds: float, workdir: Path) -> dic
     sender = Sender()
     clients = LoadClients(workdir)
     results: list[dict[str, Any]] = []
-    loop = ""
     try:
         opened = 0
         for count in steps:
@@ -126,8 +125,7 @@ def measure(steps: list[int], rate: float, seconds: float, workdir: Path) -> dic
             deadline = time.monotonic() + 30
             while len(sender.sockets) < opened and time.monotonic() < deadline:
                 time.sleep(0.05)
-            before = clients.command(cmd="stats")
-            loop, received_before = before["loop"], before["messages"]
+            received_before = clients.command(cmd="stats")["messages"]
             client_cpu_before = cpu_seconds(clients.pid)
             run = sender.rounds(frame, rate, seconds)
             time.sleep(0.5)  # the clients read what is still in flight
@@ -156,7 +154,7 @@ def measure(steps: list[int], rate: float, seconds: float, workdir: Path) -> dic
     finally:
         clients.close()
         sender.close()
-    return {"rate": rate, "seconds": seconds, "load_client_loop": loop, "steps": results}
+    return {"rate": rate, "seconds": seconds, "steps": results}
 
 
 def run(ctx: Any) -> dict[str, Any]:

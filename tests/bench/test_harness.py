@@ -123,7 +123,6 @@ def test_the_fan_out_floor_runs_and_reports(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     floor = json.loads(out.read_text())
-    assert floor["load_client_loop"] in ("uvloop", "asyncio")
     assert [step["sockets"] for step in floor["steps"]] == [5, 20]
     for step in floor["steps"]:
         # Every frame sent arrived: the clients read all of it, none was refused.
