@@ -30,7 +30,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# make bench              full run (~25 min); make bench ARGS=--quick (~3 min); see bench/README.md
+# make bench              full run (~16 min); make bench ARGS=--quick (~3 min); see bench/README.md
 bench: $(STAMP)
 	test -f $(VENV)/.bench-$(shell cksum < pyproject.toml | cut -d' ' -f1) || { \
 	  $(BIN)/python -m pip install --quiet -e '.[dev,bench]' && \
