@@ -38,6 +38,17 @@ class Audience:
     details: bool
     favourites: frozenset[int]
     language: str
+    # Every socket looks its audience up in every batch: hashing the ten fields each time was
+    # 4 % of a web process with 2,000 sockets.
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fields = (self.known, self.inactive, self.visible, self.account, self.crm_url_template)
+        rights = (self.own_extension_id, self.may_call, self.details, self.favourites)
+        object.__setattr__(self, "_hash", hash((*fields, *rights, self.language)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @classmethod
     def of(

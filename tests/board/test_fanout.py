@@ -2,6 +2,7 @@
 socket syncs, rounds of merged batches (the frames' writers: tests/lib/test_wsframes.py)."""
 
 import asyncio
+import dataclasses
 import functools
 import json
 import threading
@@ -15,7 +16,7 @@ from django.db import close_old_connections
 
 from ctiboard.board import consumers
 from ctiboard.board.fanout import FanOut, _coalesced, fanout
-from ctiboard.board.pushes import Batch, merge
+from ctiboard.board.pushes import Audience, Batch, merge
 from ctiboard.cti.events import StateEvent
 from ctiboard.pbx import store
 from ctiboard.pbx.events import tenant_group
@@ -283,3 +284,43 @@ async def test_a_consumer_that_crashed_leaves_the_fan_out(
     with pytest.raises(RuntimeError):
         await board.receive_from()
     assert fanout().subscribers(company.tenant.pk) == 0
+
+
+def _audience(**changes: Any) -> Audience:
+    values: dict[str, Any] = {
+        "known": frozenset({1, 2, 3}),
+        "inactive": frozenset({3}),
+        "visible": frozenset({1, 2}),
+        "account": "K1",
+        "crm_url_template": "",
+        "own_extension_id": 1,
+        "may_call": True,
+        "details": True,
+        "favourites": frozenset({2}),
+        "language": "en",
+    }
+    return Audience(**{**values, **changes})
+
+
+@pytest.mark.parametrize(
+    ("name", "other"),
+    [
+        ("known", frozenset({1, 2})),
+        ("inactive", frozenset()),
+        ("visible", frozenset({1})),
+        ("account", "K2"),
+        ("crm_url_template", "https://crm.example/{number}"),
+        ("own_extension_id", None),
+        ("may_call", False),
+        ("details", False),
+        ("favourites", frozenset()),
+        ("language", "de"),
+    ],
+)
+def test_an_audience_differs_in_every_field_its_frames_depend_on(name: str, other: Any) -> None:
+    compared = {f.name for f in dataclasses.fields(Audience) if f.compare}
+    assert name in compared and len(compared) == 10  # a new field needs its case here
+    same, different = _audience(), _audience(**{name: other})
+    # Equal audiences share a batch's frames: the same hash (computed once) and equality.
+    assert hash(same) == hash(_audience()) and same == _audience()
+    assert different != same and hash(different) != hash(same)
