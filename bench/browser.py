@@ -154,6 +154,8 @@ class Recorder:
             "() => { window.__bench.recording = false; return window.__bench.swaps; }"
         )
         latencies = []
+        # The slowest swaps, to tell a stall (late swaps arriving together) from a slow path.
+        slowest: list[tuple[float, float, str]] = []
         presence_only = unparsable = stale = 0
         for arrived, dom_id, stamp in swaps:
             if stamp is None:
@@ -171,9 +173,17 @@ class Recorder:
                 stale += 1
                 continue
             latencies.append(arrived - emitted)
+            slowest.append((arrived - emitted, arrived, dom_id))
+        slowest.sort(reverse=True)
+        first = min((arrived for arrived, _, _ in swaps), default=since_ms)
         return {
             "swaps": len(swaps),
             "samples": latencies,
+            # (latency ms, arrival in ms after the window's first swap, tile)
+            "slowest": [
+                (round(latency), round(arrived - first), dom_id)
+                for latency, arrived, dom_id in slowest[:8]
+            ],
             "presence_only": presence_only,
             "unparsable": unparsable,
             "stale": stale,

@@ -465,6 +465,7 @@ def sweep(ctx: Any, target: Target, chromium: Any, rate: float) -> dict[str, Any
             step["tile_swaps"] = window["swaps"]
             step["presence_only_swaps"] = window["presence_only"]
             step["stale"] = window["stale"]
+            step["slowest"] = window["slowest"]
             if count:
                 step["msgs_per_socket_s"] = round(
                     (after["messages"] - before["messages"]) / ctx.window / count, 1

@@ -9,7 +9,7 @@ from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from ctiboard.lib.env import env_bool, env_float, env_int, env_list, env_optional, env_str
-from ctiboard.ops.runtime import tune_gc
+from ctiboard.ops.runtime import report_slow_collections, tune_gc
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("CTIBOARD_DATA_DIR", str(BASE_DIR / "var")))
@@ -266,3 +266,5 @@ CTIBOARD_CALL_RATE_WINDOW = env_int("CTIBOARD_CALL_RATE_WINDOW", 60, minimum=1)
 # New objects between two runs of Python's cyclic garbage collector (0: Python's default, 700).
 CTIBOARD_GC_THRESHOLD = env_int("CTIBOARD_GC_THRESHOLD", 50_000, minimum=0)
 tune_gc(CTIBOARD_GC_THRESHOLD)
+CTIBOARD_GC_SLOW_MS = env_int("CTIBOARD_GC_SLOW_MS", 100, minimum=0)
+report_slow_collections(CTIBOARD_GC_SLOW_MS)
