@@ -16,6 +16,7 @@ its DOM time minus the ``updated`` time the simulator stamped on the event.
 
 import json
 import os
+import re
 import select
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -312,6 +314,34 @@ TOPOLOGIES = {"bare": bare, "memory": memory, "redis": redis}
 # --- the sweep ----------------------------------------------------------------------------
 
 
+def _push_lag_buckets(target: Target) -> dict[str, float]:
+    """The web process's push-latency histogram (worker's send → fan-out round), cumulative
+    counts by upper bound; {} where there is none (the bare relay)."""
+    if target.name == "bare":
+        return {}
+    parts = urlsplit(target.page_url)
+    try:
+        text = httpx.get(f"{parts.scheme}://{parts.netloc}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return {}
+    found = re.findall(r'^ctiboard_push_latency_seconds_bucket\{le="([^"]+)"\} (\S+)$', text, re.M)
+    return {bound: float(count) for bound, count in found}
+
+
+def _push_lag(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    """Batches of the step that reached the fan-out round late: a stall in the server (or
+    between the worker and it) shows here, one in the browser does not."""
+    if not after or "+Inf" not in after:
+        return {}
+    delta = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
+    total = delta["+Inf"]
+    return {
+        "batches": int(total),
+        "over_250ms": int(total - delta.get("0.25", total)),
+        "over_1s": int(total - delta.get("1.0", total)),
+    }
+
+
 def _drain(clients: LoadClients, sockets: int, rate: float, limit: float = 30) -> float:
     """After traffic stops: until the server has caught up with its backlog, i.e. the load
     sockets receive less than a tenth of the traffic rate (calls still in progress keep
@@ -438,6 +468,7 @@ def sweep(ctx: Any, target: Target, chromium: Any, rate: float) -> dict[str, Any
                     result["ramp_stopped_at"] = {"sockets": count, "why": "connects failed"}
                     break
                 continue
+            lag_before = _push_lag_buckets(target)
             set_traffic(target.control, rate)
             time.sleep(ctx.warmup)
             since = time.time() * 1000
@@ -450,6 +481,8 @@ def sweep(ctx: Any, target: Target, chromium: Any, rate: float) -> dict[str, Any
             time.sleep(ctx.window)
             window = recorder.stop(since - ctx.warmup * 1000)
             step["cpu_cores"] = meter.stop()
+            # Warm-up and window: where a stall of the window's start would begin.
+            step["push_lag"] = _push_lag(lag_before, _push_lag_buckets(target))
             after = clients.command(cmd="stats")
             if ctx.profile and count in (0, ctx.profile_at) and target.name != "bare":
                 # Traffic still on, outside the timed window: where the web process spends it.
