@@ -160,7 +160,7 @@ class Section:
     @property
     def html(self) -> SafeString:
         if self.splice_mark:
-            return mark_safe(self.splice_mark)  # noqa: S308 - rendering.splice_mark
+            return mark_safe(self.splice_mark)  # noqa: S308 - render_spliced's own marker
         return self.tiles_html()
 
     def tiles_html(self) -> SafeString:

@@ -1,6 +1,5 @@
 """The tile template, rendered the same way on page load and in WebSocket pushes."""
 
-import itertools
 import re
 import threading
 from collections import OrderedDict
@@ -164,12 +163,13 @@ def render_spliced(
     finally:
         for section in grid.sections:
             section.splice_mark = ""
-    parts = _SPLICE_MARK.split(page)
     # split() alternates: page text, a section's index, page text, ...
-    return HttpResponse(
-        grid.sections[int(part)].tiles_html().encode() if odd else part.encode()
-        for odd, part in zip(itertools.cycle((False, True)), parts, strict=False)
+    parts = _SPLICE_MARK.split(page)
+    chunks = (
+        grid.sections[int(part)].tiles_html() if index % 2 else part
+        for index, part in enumerate(parts)
     )
+    return HttpResponse(chunk.encode() for chunk in chunks)
 
 
 def render_tile_oob(extension: Extension, viewer: Viewer, contact: "Contact | None" = None) -> str:

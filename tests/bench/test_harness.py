@@ -134,3 +134,23 @@ def test_the_fan_out_floor_runs_and_reports(tmp_path: Path) -> None:
         "fan-out floor, 5 sockets (bare send loop, no server code)",
         "fan-out floor, 20 sockets (bare send loop, no server code)",
     ]
+
+
+def test_fan_out_cost_is_web_cpu_per_message_against_the_floor() -> None:
+    step = {"sockets": 2000, "msgs_per_socket_s": 25.0, "cpu_cores": {"web": 0.5}}
+    results = {
+        "e2e": {
+            "topologies": {
+                "redis": {"steps": [{"sockets": 100, "cpu_cores": {"web": 0.1}}, step]},
+                "memory": {"steps": [{**step, "cpu_cores": {"demo": 1.0}}]},
+            }
+        },
+        "floor": {"steps": [{"sockets": 1000, "send_us": 5.0}, {"sockets": 5000, "send_us": 4.0}]},
+    }
+    # 0.5 cores over 2,000 sockets x 25 messages a second: 10 µs per message; the floor
+    # measured nearest to 2,000 sockets is the one at 1,000.
+    assert report.fanout_table(results)[1:] == [
+        ["redis", "2,000", "25", "0.50", "10.0", "2.0x of 5.0 µs"],
+        ["memory", "2,000", "25", "1.00", "20.0", "4.0x of 5.0 µs"],
+    ]
+    assert report.fanout_table({"e2e": results["e2e"]})[1][-1] == "-"
