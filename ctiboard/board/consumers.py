@@ -366,10 +366,15 @@ class BoardConsumer(AsyncWebsocketConsumer):
         if ring == self.ring:
             return frames
         self.ring = ring
-        with translation.override(self.language or None):
-            banner = render_incoming_oob(ring)
-        last = frames[-1].text if frames else ""
-        return (*frames[:-1], *(Frame(text) for text in pack([last, banner]) if text))
+        key = (frames, ring, self.language)
+        shared = batch.with_banner.get(key)
+        if shared is None:
+            with translation.override(self.language or None):
+                banner = render_incoming_oob(ring)
+            last = frames[-1].text if frames else ""
+            shared = (*frames[:-1], *(Frame(text) for text in pack([last, banner]) if text))
+            batch.with_banner[key] = shared
+        return shared
 
     def request_resync(self) -> None:
         """Send the whole grid again, from this socket's own task (in order with its other

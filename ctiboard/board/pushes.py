@@ -96,6 +96,12 @@ class Batch:
         default_factory=dict, compare=False, repr=False
     )
     ids: frozenset[int] = field(default=frozenset(), compare=False, repr=False)
+    # Frames with the own phone's banner (consumers.BoardConsumer._with_ring), by the frames
+    # without it, the ring and the language: every socket of a user whose phone rings needs
+    # the same ones, and each new Frame is deflated anew.
+    with_banner: dict[tuple[Any, ...], "tuple[Frame, ...]"] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def frames_for(self, audience: Audience, viewer: Viewer) -> "tuple[Frame, ...] | Resync":
         found = self.frames.get(audience)

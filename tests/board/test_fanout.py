@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.db import close_old_connections
 
+from ctiboard.asgi import application
 from ctiboard.board import consumers
 from ctiboard.board.fanout import FanOut, _coalesced, fanout
 from ctiboard.board.pushes import Audience, Batch, merge
@@ -324,3 +326,41 @@ def test_an_audience_differs_in_every_field_its_frames_depend_on(name: str, othe
     # Equal audiences share a batch's frames: the same hash (computed once) and equality.
     assert hash(same) == hash(_audience()) and same == _audience()
     assert different != same and hash(different) != hash(same)
+
+
+async def test_a_users_sockets_share_the_banner_of_his_ringing_phone(
+    owner: User, company: Company, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cookie = await sync_to_async(session_cookie)(owner)
+    english = [await open_socket(owner, company, cookie=cookie) for _ in range(3)]
+    german = WebsocketCommunicator(
+        application,
+        f"/ws/board/{company.tenant.account}/",
+        headers=[
+            (b"origin", b"http://127.0.0.1:8000"),
+            (b"cookie", cookie),
+            (b"accept-language", b"de"),
+        ],
+    )
+    assert (await german.connect())[0]
+    for board in [*english, german]:
+        await receive_sync(board)
+    banners: list[Any] = []
+    render = consumers.render_incoming_oob
+
+    def counted(ring: Any) -> str:
+        banners.append(ring)
+        return render(ring)
+
+    monkeypatch.setattr(consumers, "render_incoming_oob", counted)
+
+    await apply(company, state("100", "ringing"))  # the owner's own extension
+    pushed = [await board.receive_from() for board in english]
+    in_german = await german.receive_from()
+    # One banner per language, not per socket: every socket of a user rings at once, and
+    # each new frame would be deflated anew for its socket.
+    assert len(banners) == 2
+    assert pushed[0] == pushed[1] == pushed[2] and 'data-state="ringing"' in pushed[0]
+    assert "Your phone is ringing" in pushed[0] and "Ihr Telefon klingelt" in in_german
+    for board in [*english, german]:
+        await board.disconnect()
