@@ -16,7 +16,6 @@ its DOM time minus the ``updated`` time the simulator stamped on the event.
 
 import json
 import os
-import re
 import select
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from . import browser, profile
 from .procs import (
@@ -324,8 +324,13 @@ def _push_lag_buckets(target: Target) -> dict[str, float]:
         text = httpx.get(f"{parts.scheme}://{parts.netloc}/metrics", timeout=10).text
     except httpx.HTTPError:
         return {}
-    found = re.findall(r'^ctiboard_push_latency_seconds_bucket\{le="([^"]+)"\} (\S+)$', text, re.M)
-    return {bound: float(count) for bound, count in found}
+    return {
+        sample.labels["le"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "ctiboard_push_latency_seconds"
+        for sample in family.samples
+        if sample.name == "ctiboard_push_latency_seconds_bucket"
+    }
 
 
 def _push_lag(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:

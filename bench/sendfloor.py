@@ -23,17 +23,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ctiboard.lib.wsframes import text_frame
+
 from .e2e import LoadClients
 from .procs import cpu_seconds
 
 FRAME_PAYLOAD = 3_400
 ROUND_RATES = {"every 20 ms (CTIBOARD_PUSH_INTERVAL)": 50.0, "every 100 ms": 10.0}
-
-
-def _text_frame(payload: bytes) -> bytes:
-    size = len(payload)
-    header = bytes([0x81, 126]) + size.to_bytes(2, "big") if size >= 126 else bytes([0x81, size])
-    return header + payload
 
 
 class Sender:
@@ -48,7 +44,7 @@ class Sender:
         self._thread.start()
 
     def _accept(self) -> None:
-        hello = _text_frame(b"hello")
+        hello = text_frame(b"hello", deflated=False)
         self.listener.settimeout(0.2)
         while not self._stop:
             try:
@@ -106,7 +102,7 @@ class Sender:
 
 
 def measure(steps: list[int], rate: float, seconds: float, workdir: Path) -> dict[str, Any]:
-    frame = _text_frame(os.urandom(FRAME_PAYLOAD // 2).hex().encode())
+    frame = text_frame(os.urandom(FRAME_PAYLOAD // 2).hex().encode(), deflated=False)
     sender = Sender()
     clients = LoadClients(workdir)
     results: list[dict[str, Any]] = []

@@ -52,7 +52,7 @@ MAX_INFLATED_MESSAGE = 64 * 1024
 CLIENT_WINDOW_BITS = 9
 
 
-def _text_frame(payload: bytes, *, deflated: bool) -> bytes:
+def text_frame(payload: bytes, *, deflated: bool) -> bytes:
     """One unmasked, final text frame (RFC 6455 5.2); RSV1 marks a deflated payload."""
     first = 0x81 | (0x40 if deflated else 0)
     length = len(payload)
@@ -83,7 +83,7 @@ class Frame:
             compressor = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -DEFLATE_WINDOW_BITS)
             payload = compressor.compress(self.text.encode()) + compressor.flush(zlib.Z_SYNC_FLUSH)
             # RFC 7692 7.2.1: the flush's empty block ends in 00 00 ff ff, which is left out.
-            self._deflated = _text_frame(payload[:-4], deflated=True)
+            self._deflated = text_frame(payload[:-4], deflated=True)
         return self._deflated
 
     @property

@@ -5,7 +5,7 @@ import re
 
 import pytest
 from django.contrib.auth.models import User
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.test import RequestFactory
 from django_htmx.middleware import HtmxDetails
@@ -43,7 +43,7 @@ def sections(owner: User, company: Company) -> Company:
     return company
 
 
-def page_request(owner: User, htmx: bool = False) -> RequestFactory:
+def page_request(owner: User, htmx: bool = False) -> HttpRequest:
     request = RequestFactory().get("/", headers={"HX-Request": "true"} if htmx else {})
     request.user = owner
     request.htmx = HtmxDetails(request)  # type: ignore[attr-defined]

@@ -26,9 +26,9 @@ from ctiboard.lib.wsframes import (
     DaphneWriter,
     Frame,
     QueueWriter,
-    _text_frame,
     accept_deflate,
     daphne_protocol,
+    text_frame,
 )
 
 
@@ -69,7 +69,7 @@ def test_frames_inflate_one_after_the_other_with_the_context_kept() -> None:
 
 @pytest.mark.parametrize("length", [0, 125, 126, 65535, 65536, 200_000])
 def test_text_frames_use_the_shortest_length_form(length: int) -> None:
-    data = _text_frame(b"x" * length, deflated=False)
+    data = text_frame(b"x" * length, deflated=False)
     wire = decode(data)
     assert wire.fin and not wire.rsv1 and wire.data == b"x" * length
     header = len(data) - length
