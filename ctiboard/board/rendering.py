@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 
 TILE = "board/board.html#tile"
 # Line states in the order of "sort by status": what needs attention first.
-LINE_ORDER = ("ringing", "in-use", "idle", "offline", "unknown")
+LINE_ORDER = ("ringing", "in-use", "busy", "idle", "offline", "unknown")
 # Line states with a running timer on the tile.
-TIMED_LINES = frozenset({"ringing", "in-use"})
+TIMED_LINES = frozenset({"ringing", "in-use", "busy"})
 # The most a socket sends in one message. Daphne (autobahn) refuses to send a message over
 # its websocket_max_message_size (1 MiB unless raised; ctiboard.lib.serve raises it) and
 # closes the socket with 1011, so a large grid goes out in parts of a quarter of that: in

@@ -4,7 +4,9 @@ Real NFON traffic carries values the spec does not list (line ``busy``, call sta
 ``bridge``) and occasionally fields go missing. Parsing therefore keeps every raw value
 and only refuses a frame that cannot be attributed to an extension or a call at all.
 Whether a value is *known* is decided where it is shown, so the board can say
-"unknown (busy)" instead of guessing.
+"unknown (on-hold)" for a value nobody has seen instead of guessing. The line ``busy`` is
+known: public integrations see NFON send it for a line in a call. A ``bridge`` after
+``answer`` is kept raw on the call and decides nothing.
 """
 
 import json
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-LINE_STATES = frozenset({"unknown", "offline", "idle", "ringing", "in-use"})
+LINE_STATES = frozenset({"unknown", "offline", "idle", "ringing", "in-use", "busy"})
 PRESENCES = frozenset({"offline", "available", "away", "busy", "dnd", "null"})
 CALL_STATES = frozenset(
     {

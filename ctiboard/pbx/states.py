@@ -9,6 +9,8 @@ LINE_LABELS = {
     "idle": _("Free"),
     "ringing": _("Ringing"),
     "in-use": _("On a call"),
+    # Real NFON sends `busy` for a line in a call, though the spec lists only `in-use`.
+    "busy": pgettext_lazy("line", "Busy"),
     "offline": _("Offline"),
     "unknown": _("Unknown"),
 }

@@ -79,11 +79,22 @@ def test_undocumented_line_value_is_shown_as_unknown(
     client: Client, owner: User, company: Company
 ) -> None:
     ext = company.extensions[2]
+    ext.line = "on-hold"
+    ext.save()
+    html = login(client, owner).get(reverse("board", args=[company.tenant.account])).content
+    assert b"Unknown (on-hold)" in html
+    assert b"line-unknown" in html
+
+
+def test_a_busy_line_as_real_nfon_sends_it_is_shown_as_busy(
+    client: Client, owner: User, company: Company
+) -> None:
+    ext = company.extensions[2]
     ext.line = "busy"
     ext.save()
     html = login(client, owner).get(reverse("board", args=[company.tenant.account])).content
-    assert b"Unknown (busy)" in html
-    assert b"line-unknown" in html
+    assert b"line-busy" in html
+    assert b"Unknown (busy)" not in html
 
 
 def test_user_without_own_extension_sees_no_call_buttons_and_why(

@@ -53,11 +53,16 @@ def test_alice_watches_tiles_change_live(browser: Any, demo: Demo) -> None:
     assert "Do not disturb" in updated.locator(".presence dd").inner_text()
     assert "line-ringing" in (updated.get_attribute("class") or "")
 
-    # A value NFON sends but never documented is shown as unknown, not guessed.
+    # Real NFON's `busy` line is shown as busy; a value nobody has seen is unknown, not guessed.
     httpx.put(
         f"{demo.control}/tenants/K1000/extensions/{number}/state", json={"line": "busy"}
     ).raise_for_status()
-    updated.locator(".line dd", has_text="Unknown (busy)").wait_for(timeout=5_000)
+    updated.locator(".line dd", has_text="Busy").wait_for(timeout=5_000)
+    assert "line-busy" in (updated.get_attribute("class") or "")
+    httpx.put(
+        f"{demo.control}/tenants/K1000/extensions/{number}/state", json={"line": "on-hold"}
+    ).raise_for_status()
+    updated.locator(".line dd", has_text="Unknown (on-hold)").wait_for(timeout=5_000)
     page.close()
 
 
