@@ -211,7 +211,7 @@ def bare(workdir: Path, extensions: int) -> Iterator[Target]:
             "-m",
             "bench.relay",
             "--sim",
-            sim_url,
+            f"{sim_url}/v1",
             "--account",
             ACCOUNT,
             "--username",
@@ -277,7 +277,7 @@ def redis(workdir: Path, extensions: int) -> Iterator[Target]:
             "tenants": [
                 {
                     "account": ACCOUNT,
-                    "base_url": sim_url,
+                    "base_url": f"{sim_url}/v1",
                     "api_username": SIM_USER,
                     "api_password": SIM_PASSWORD,
                     "members": [{"user": USER, "all": True}],

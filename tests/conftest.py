@@ -133,7 +133,7 @@ def pbx(simulator: "SimulatorProcess") -> Iterator[Pbx]:  # noqa: F821
         account=account,
         username=f"{account}/ctiboard",
         password=f"secret-{account}",
-        base_url=simulator.base_url,
+        base_url=simulator.api_url,
         control=simulator.control,
     )
     # time_scale shrinks every simulated ring and answer delay to milliseconds.

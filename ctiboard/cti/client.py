@@ -1,4 +1,4 @@
-"""Async client for the NFON CTI API (see ../shared/nfon-cti-api.yaml)."""
+"""Async client for the NFON CTI API (spec: ctiboard/simulator/spec/nfon-cti-api.yaml)."""
 
 import asyncio
 import logging

@@ -1,7 +1,8 @@
-"""NFON's CTI API (../shared/nfon-cti-api.yaml) as a Starlette app, plus the control API.
+"""NFON's CTI API (spec/nfon-cti-api.yaml) as a Starlette app, plus the control API.
 
-API routes sit at the root exactly as the spec's paths; the control API for tests, demos and
-benchmarks sits under ``/_sim/`` and needs no auth (it is meant for localhost).
+API routes sit under ``/v1``, the path of the spec's server URL, so a client configured with
+NFON's base URL works unchanged; the control API for tests, demos and benchmarks sits under
+``/_sim/`` and needs no auth (it is meant for localhost).
 """
 
 import asyncio
@@ -27,6 +28,7 @@ from ctiboard.simulator.core import (
     CALL_ERRORS,
     DEFAULT_TIMEOUT,
     MAX_TIMEOUT,
+    PROFILES,
     STREAM_FAULTS,
     NotFound,
     OriginateRequest,
@@ -66,8 +68,9 @@ UUID_FORMAT = re.compile(r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$"
 DATE_TIME = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 )
-# E.164 without "+" or "00", as the spec asks for numbers in the global context.
-GLOBAL_NUMBER = re.compile(r"^[1-9]\d{2,18}$")
+# E.164 without "+" or "00", as the spec asks for numbers in the global context: a country
+# code and a subscriber number, 7 to 15 digits in all (ITU-T E.164 allows at most 15).
+GLOBAL_NUMBER = re.compile(r"^[1-9]\d{6,14}$")
 BEARER = re.compile(r"^Bearer +(\S+) *$", re.IGNORECASE)
 MAX_LOGGED_AGENTS = 1000
 
@@ -579,6 +582,17 @@ def _behaviour(fields: _Fields) -> PhoneBehaviour:
     return PhoneBehaviour(cast(PhoneMode, mode), fields.number("answer_after", 2.0), hangup_after)
 
 
+def _oddities(fields: _Fields) -> dict[str, bool]:
+    """`oddities`: a profile name (spec, realistic) or an object of booleans."""
+    value = fields.body.get("oddities", {})
+    if isinstance(value, str):
+        if value not in PROFILES:
+            raise SimError(f"oddities must be one of {', '.join(PROFILES)} or an object")
+        return PROFILES[value]
+    nested = _Fields(value)
+    return {key: nested.boolean(key) for key in nested.body}
+
+
 def _directory(value: Any) -> int | list[tuple[str, str]]:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
@@ -640,6 +654,7 @@ class Control:
             refresh_ttl=fields.positive("refresh_ttl", 3600.0),
             keepalive=fields.optional_positive("keepalive"),
             extended_presence=fields.boolean("extended_presence", True),
+            oddities=_oddities(fields),
         )
         return JSONResponse(tenant.describe(), status_code=201)
 
@@ -779,10 +794,32 @@ async def _sim_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
 
+# The spec's server URL is https://providersupportdata.cloud-cfg.com/{version}, version v1.
+API_PREFIX = "/v1"
+_API_PATHS = re.compile(r"^/(login|\.well-known/jwks\.json|extensions/phone/.*)$")
+
+
+async def _not_found(request: Request) -> Response:
+    """404 for every other path; a client that forgot the /v1 of the base URL is told so."""
+    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
+    if _API_PATHS.match(path):
+        message = (
+            f"not found: NFON's CTI API is served under {API_PREFIX}; "
+            f"configure the base URL with {API_PREFIX} (e.g. {API_PREFIX}{path})"
+        )
+    else:
+        message = "not found"
+    return JSONResponse({"error": message}, status_code=404)
+
+
 def build_app(simulator: Simulator) -> Starlette:
     """The simulator's ASGI app; works at ``/`` and mounted under a prefix (ASGI root_path)."""
     return Starlette(
-        routes=[*Api(simulator).routes(), Mount("/_sim", routes=Control(simulator).routes())],
+        routes=[
+            Mount(API_PREFIX, routes=Api(simulator).routes()),
+            Mount("/_sim", routes=Control(simulator).routes()),
+            Route("/{path:path}", _not_found, methods=["GET", "HEAD", "POST", "PUT", "DELETE"]),
+        ],
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={HTTPException: _http_error, SimError: _sim_error},
     )

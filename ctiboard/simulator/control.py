@@ -62,8 +62,9 @@ class SimulatorControl:
         refresh_ttl: float = 3600.0,
         keepalive: float | None = None,
         extended_presence: bool = True,
+        oddities: str | dict[str, bool] | None = None,
     ) -> dict[str, Any]:
-        body = {
+        body: dict[str, Any] = {
             "account": account,
             "username": username,
             "password": password,
@@ -76,6 +77,8 @@ class SimulatorControl:
             "keepalive": keepalive,
             "extended_presence": extended_presence,
         }
+        if oddities is not None:
+            body["oddities"] = oddities
         return self._request("POST", "/tenants", body)
 
     def tenants(self) -> list[dict[str, Any]]:

@@ -15,9 +15,9 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ctiboard.simulator.names import generate_directory
@@ -81,6 +81,13 @@ def rfc3339(ns: int) -> str:
     moment = datetime.fromtimestamp(seconds).astimezone()
     offset = moment.strftime("%z")
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{nanos:09d}{offset[:3]}:{offset[3:]}"
+
+
+def rfc3339_millis_utc(ns: int) -> str:
+    """The spec's other example form: milliseconds in UTC with Z, 2013-10-27T11:01:10.010Z."""
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{nanos // 1_000_000:03d}Z"
 
 
 def frame(event: dict[str, Any]) -> bytes:
@@ -360,6 +367,7 @@ class Originate(Call):
         "callee_behaviour",
         "callee_extension",
         "caller_behaviour",
+        "caller_extension",
         "caller_leg",
         "ended",
         "start_event",
@@ -382,6 +390,7 @@ class Originate(Call):
         self.ended = False
         self.watchers: set[Subscription] = set()
         self.caller_leg: Leg | None = None
+        self.caller_extension: Extension | None = None
         self.callee_extension: Extension | None = None
         self.caller_behaviour = DEFAULT_PHONE
         self.callee_behaviour = DEFAULT_PHONE
@@ -396,6 +405,22 @@ class Oddities:
     bridge: bool = False  # answered legs also get a `bridge` call event
     late_dial: bool = False  # click-to-dial caller legs get `dial`/`ring` after `caller-answer`
     hunt_group: bool = False  # generated inbound calls ring 2-3 extensions under one uuid
+    # `updated` alternates between nanoseconds with offset and milliseconds with Z, as the
+    # spec's own examples do.
+    mixed_timestamps: bool = False
+
+
+# Named sets of oddities for `simulate --profile` and `demo --profile`.
+PROFILES: dict[str, dict[str, bool]] = {
+    "spec": {},
+    "realistic": {
+        "line_busy": True,
+        "bridge": True,
+        "late_dial": True,
+        "hunt_group": True,
+        "mixed_timestamps": True,
+    },
+}
 
 
 @dataclass(slots=True)
@@ -464,6 +489,7 @@ class SimTenant:
         self.extended_presence = extended_presence
         self.closed = False
         self.oddities = Oddities()
+        self._stamps = 0
         self.faults = Faults()
         self.counters = Counters()
         self.remote_behaviours: dict[str, PhoneBehaviour] = {}
@@ -516,13 +542,22 @@ class SimTenant:
 
     # -- states -------------------------------------------------------------------------------
 
+    def stamp(self, ns: int | None = None) -> str:
+        """An event's `updated`, in the form(s) the tenant's oddities ask for."""
+        ns = time.time_ns() if ns is None else ns
+        if self.oddities.mixed_timestamps:
+            self._stamps += 1
+            if self._stamps % 2:
+                return rfc3339_millis_utc(ns)
+        return rfc3339(ns)
+
     def state_event(self, ext: Extension) -> dict[str, Any]:
         return {
             "extension": ext.number,
             "customer": self.account,
             "presence": ext.presence,
             "line": ext.line,
-            "updated": rfc3339(ext.updated_ns),
+            "updated": self.stamp(ext.updated_ns),
         }
 
     def states(self, numbers: Collection[str] | None = None) -> list[dict[str, Any]]:
@@ -596,10 +631,11 @@ class SimTenant:
             ext.line = line
             self._publish_state(ext)
 
-    def _effective(self, ext: Extension) -> PhoneBehaviour:
+    def _effective(self, ext: Extension, own: Leg | None = None) -> PhoneBehaviour:
+        """How the phone responds now: a leg other than ``own`` makes it busy."""
         if not self.reachable(ext):
             return replace(ext.behaviour, mode="offline")
-        if ext.legs:
+        if any(leg is not own for leg in ext.legs):
             return replace(ext.behaviour, mode="busy")
         return ext.behaviour
 
@@ -619,7 +655,7 @@ class SimTenant:
             "direction": leg.direction,
             "extension": leg.extension.number,
             "customer": self.account,
-            "updated": rfc3339(time.time_ns()),
+            "updated": self.stamp(),
         }
         # The spec's `error` ("set in case of error") on the leg that failed: a hangup of a
         # rejected leg says so, instead of looking like a call nobody answered.
@@ -769,11 +805,7 @@ class SimTenant:
         # The extension the call is made on behalf of: the override, else an internal caller.
         leg_ext = self.extension(request.extension) if request.extension else caller_ext
         call = Originate(new_uuid(), request)
-        call.caller_behaviour = (
-            self._effective(caller_ext)
-            if caller_ext is not None
-            else self.remote_behaviours.get(request.caller, DEFAULT_REMOTE)
-        )
+        call.caller_extension = caller_ext
         call.callee_extension = callee_ext
         call.start_event = {
             "uuid": call.uuid,
@@ -783,7 +815,7 @@ class SimTenant:
             "callee_context": call.callee_context,
             "direction": "outbound",
             "state": "start",
-            "updated": rfc3339(time.time_ns()),
+            "updated": self.stamp(),
         }
         self.calls[call.uuid] = call
         if leg_ext is not None:
@@ -804,7 +836,7 @@ class SimTenant:
         event: dict[str, Any] = {
             "uuid": call.uuid,
             "state": state,
-            "updated": rfc3339(time.time_ns()),
+            "updated": self.stamp(),
         }
         if error is not None:
             event["error"] = error
@@ -815,6 +847,12 @@ class SimTenant:
                 subscription.push(CLOSE)
 
     def _caller_dial(self, call: Originate) -> None:
+        # Busy or not is decided when the PBX dials the phone, not when the request came in.
+        call.caller_behaviour = (
+            self._effective(call.caller_extension, call.caller_leg)
+            if call.caller_extension is not None
+            else self.remote_behaviours.get(call.caller, DEFAULT_REMOTE)
+        )
         self._progress(call, "caller-dial")
         if call.caller_leg is not None:
             self._leg_event(call, call.caller_leg, "caller-dial")
@@ -990,7 +1028,7 @@ class SimTenant:
             "direction": "inbound",
             "extension": ext.number,
             "customer": self.account,
-            "updated": rfc3339(time.time_ns()),
+            "updated": self.stamp(),
         }
 
     def _sample_frame(self, kind: StreamKind) -> bytes:
@@ -1148,6 +1186,7 @@ class Simulator:
         refresh_ttl: float = 3600.0,
         keepalive: float | None = None,
         extended_presence: bool = True,
+        oddities: Mapping[str, bool] | None = None,
     ) -> SimTenant:
         if not ACCOUNT.match(account):
             raise SimError("account must look like K1234")
@@ -1179,6 +1218,7 @@ class Simulator:
             keepalive=keepalive if keepalive is not None else self.keepalive,
             extended_presence=extended_presence,
         )
+        tenant.set_oddities(**(oddities or {}))
         self.tenants[account] = tenant
         self._by_username[username] = tenant
         tenant.traffic.start()

@@ -13,7 +13,10 @@ from types import TracebackType
 from ctiboard.simulator.control import SimulatorControl
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# NFON's OpenAPI spec, the project's own copy (where it comes from is said in its first lines).
+SPEC = Path(__file__).resolve().parent / "spec" / "nfon-cti-api.yaml"
 LISTENING = re.compile(r"^listening on (http://\S+)$")
+API_BASE = re.compile(r"^NFON API base URL: (http://\S+)$")
 
 
 class SimulatorProcess:
@@ -21,7 +24,7 @@ class SimulatorProcess:
 
     with SimulatorProcess("--seed", "7") as simulator:
         simulator.control.create_tenant("K1000", "K1000/api", "secret")
-        httpx.post(f"{simulator.base_url}/login", json=...)
+        httpx.post(f"{simulator.api_url}/login", json=...)
     """
 
     def __init__(self, *args: str, startup_timeout: float = 20.0) -> None:
@@ -30,6 +33,7 @@ class SimulatorProcess:
         self._lines: deque[str] = deque(maxlen=500)
         self._listening = threading.Event()
         self._base_url: str | None = None
+        self._api_url: str | None = None
         self._control: SimulatorControl | None = None
         self._process: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
@@ -39,6 +43,13 @@ class SimulatorProcess:
         if self._base_url is None:
             raise RuntimeError("the simulator is not running")
         return self._base_url
+
+    @property
+    def api_url(self) -> str:
+        """The base URL to configure in an NFON client, as the command printed it."""
+        if self._api_url is None:
+            raise RuntimeError("the simulator is not running")
+        return self._api_url
 
     @property
     def control(self) -> SimulatorControl:
@@ -82,6 +93,9 @@ class SimulatorProcess:
         for raw in process.stdout:
             line = raw.rstrip("\n")
             self._lines.append(line)
+            api = API_BASE.match(line)
+            if api and self._api_url is None:
+                self._api_url = api[1]
             match = LISTENING.match(line)
             if match and self._base_url is None:
                 self._base_url = match[1]

@@ -168,7 +168,7 @@ def topology(stack: Stack, services: Services, simulator: SimulatorProcess) -> I
         {
             "username": "alice",
             "password": PASSWORD,
-            "base_url": simulator.base_url,
+            "base_url": simulator.api_url,
             "tenants": credentials,
         },
     )

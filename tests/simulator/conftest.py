@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from ctiboard.simulator.control import SimulatorControl
-from ctiboard.simulator.testing import REPO_ROOT, SimulatorProcess
+from ctiboard.simulator.testing import SPEC, SimulatorProcess
 
 # Reads that wait longer than this mean the expected frame is not coming: fail, do not hang.
 READ_TIMEOUT = 5.0
@@ -135,7 +135,7 @@ def make_tenant(simulator: SimulatorProcess) -> Iterator[Callable[..., Tenant]]:
         )
         assert info["account"] == account
         numbers = [state["extension"] for state in simulator.control.states(account)]
-        tenant = Tenant(account, username, "secret", simulator.base_url, simulator.control, numbers)
+        tenant = Tenant(account, username, "secret", simulator.api_url, simulator.control, numbers)
         created.append(tenant)
         return tenant
 
@@ -159,7 +159,7 @@ def open_stream(client: httpx.Client, method: str, path: str, **kwargs: Any) -> 
     return Stream(response)
 
 
-_SPEC = yaml.safe_load((REPO_ROOT.parent / "shared" / "nfon-cti-api.yaml").read_text())
+_SPEC = yaml.safe_load(SPEC.read_text())
 _VALIDATORS = {
     name: jsonschema_rs.Draft4Validator(
         {"$ref": f"#/components/schemas/{name}", "components": _SPEC["components"]},
@@ -195,7 +195,8 @@ class RawStream:
         url = httpx.URL(tenant.base_url)
         self.socket = socket.create_connection((url.host, url.port or 80), timeout=READ_TIMEOUT)
         request = (
-            f"GET {path} HTTP/1.0\r\nHost: {url.host}\r\nAuthorization: Bearer {token}\r\n"
+            f"GET {url.path.rstrip('/')}{path} HTTP/1.0\r\nHost: {url.host}\r\n"
+            f"Authorization: Bearer {token}\r\n"
             f"User-Agent: {tenant.user_agent}\r\nAccept: text/event-stream\r\n\r\n"
         )
         self.socket.sendall(request.encode())

@@ -206,6 +206,10 @@ CONFERENCE = {
         ({"caller": "100", "callee": "101", "extension": "999"}, "extension 999"),
         ({"caller": "100", "callee": "+4930123", "callee_context": "global"}, "prefix"),
         ({"caller": "100", "callee": "004930123", "callee_context": "global"}, "prefix"),
+        # E.164: 7 to 15 digits with the country code.
+        ({"caller": "100", "callee": "491", "callee_context": "global"}, "international"),
+        ({"caller": "100", "callee": "4930123456789012345", "callee_context": "global"}, "intern"),
+        ({"caller": "123456", "caller_context": "global", "callee": "101"}, "international"),
         ({**CONFERENCE, "caller_role": "king"}, "caller_role"),
         ({**CONFERENCE, "callee_conference_uuid": None}, "callee_conference_uuid"),
         (CONFERENCE, "X-Cloudya-Device-UUID"),

@@ -212,7 +212,7 @@ def test_every_response_carries_an_x_request_id(tenant: Tenant) -> None:
         anonymous.patch("/login"),  # 405
         api.post("/extensions/phone/calls", json={}),  # 400
         api.delete(f"/extensions/phone/calls/{uuid.uuid4()}"),  # 404
-        httpx.get(f"{tenant.base_url}/_sim/tenants/{tenant.account}/counters"),
+        httpx.get(f"{tenant.control.base_url}/_sim/tenants/{tenant.account}/counters"),
     ]
     stream = open_stream(api, "GET", "/extensions/phone/calls")
 
@@ -221,3 +221,13 @@ def test_every_response_carries_an_x_request_id(tenant: Tenant) -> None:
     for response in responses[1:7]:
         if response.status_code >= 400:
             assert response.json()["error"]
+
+
+def test_what_the_spec_leaves_open_about_refresh_is_as_documented(tenant: Tenant) -> None:
+    # ctiboard/simulator/README.md: tokens are stateless, so a refresh revokes nothing.
+    first = tenant.login()
+    second = tenant.client(first["refresh-token"]).put("/login").json()
+
+    assert tenant.client(first["access-token"]).get("/extensions/phone/data").status_code == 200
+    assert tenant.client(first["refresh-token"]).put("/login").status_code == 200
+    assert tenant.client(second["access-token"]).get("/extensions/phone/data").status_code == 200

@@ -33,7 +33,7 @@ def test_tenants_are_created_listed_changed_and_deleted(
 
 def test_a_deleted_tenant_is_gone_with_its_tokens(control: SimulatorControl) -> None:
     control.create_tenant("K7777", "K7777/gone", "secret", extensions=2)
-    client = httpx.Client(base_url=control.base_url)
+    client = httpx.Client(base_url=f"{control.base_url}/v1")
     token = client.post("/login", json={"username": "K7777/gone", "password": "secret"}).json()
 
     control.delete_tenant("K7777")
@@ -149,5 +149,29 @@ def test_behaviours_and_oddities_round_trip(control: SimulatorControl, tenant: T
 
     assert behaviour == {"mode": "reject", "answer_after": 0.5, "hangup_after": 60.0}
     assert remote == {"mode": "answer", "answer_after": 3.0, "hangup_after": None}
-    assert oddities == {"line_busy": True, "bridge": True, "late_dial": False, "hunt_group": False}
+    assert oddities == {
+        "line_busy": True,
+        "bridge": True,
+        "late_dial": False,
+        "hunt_group": False,
+        "mixed_timestamps": False,
+    }
     assert control.oddities(tenant.account) == oddities
+
+
+def test_a_tenant_can_be_created_with_a_profile_or_with_oddities(
+    control: SimulatorControl,
+) -> None:
+    realistic = control.create_tenant("K7801", "K7801/api", "pw", oddities="realistic")
+    chosen = control.create_tenant("K7802", "K7802/api", "pw", oddities={"bridge": True})
+    try:
+        assert all(realistic["oddities"].values())
+        assert [name for name, on in chosen["oddities"].items() if on] == ["bridge"]
+        for oddities in ("chaotic", {"sparkles": True}, {"bridge": "yes"}, ["bridge"]):
+            with pytest.raises(SimulatorControlError) as refused:
+                control.create_tenant("K7803", "K7803/api", "pw", oddities=oddities)  # type: ignore[arg-type]
+            assert refused.value.status == 400
+        assert "K7803" not in [tenant["account"] for tenant in control.tenants()]
+    finally:
+        control.delete_tenant("K7801")
+        control.delete_tenant("K7802")

@@ -95,22 +95,22 @@ async def test_the_api_and_control_work_at_the_root_and_under_a_prefix(
         app = PrefixMount(prefix, app, _fallback)  # type: ignore[assignment]
     credentials = json.dumps({"username": "K1000/ctiboard", "password": "pw"}).encode()
 
-    login = await _call(app, "POST", f"{prefix}/login", body=credentials)
+    login = await _call(app, "POST", f"{prefix}/v1/login", body=credentials)
     assert login.status == 200, login.body
     bearer = (b"authorization", f"Bearer {login.json()['access-token']}".encode())
 
-    data = await _call(app, "GET", f"{prefix}/extensions/phone/data", headers=[bearer])
+    data = await _call(app, "GET", f"{prefix}/v1/extensions/phone/data", headers=[bearer])
     assert [entry["extension_number"] for entry in data.json()] == ["100", "101", "102"]
 
     stream = await _call(
-        app, "GET", f"{prefix}/extensions/phone/states", headers=[bearer], until=b'"102"'
+        app, "GET", f"{prefix}/v1/extensions/phone/states", headers=[bearer], until=b'"102"'
     )
     assert stream.status == 200
     assert stream.headers[b"content-type"].startswith(b"text/event-stream")
     assert stream.body.count(b"data: ") == 3
 
     cancel = await _call(
-        app, "DELETE", f"{prefix}/extensions/phone/calls/not-a-uuid", headers=[bearer]
+        app, "DELETE", f"{prefix}/v1/extensions/phone/calls/not-a-uuid", headers=[bearer]
     )
     assert cancel.status == 400 and b"x-request-id" in cancel.headers
 

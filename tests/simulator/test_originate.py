@@ -326,3 +326,10 @@ def test_extension_override_reports_the_call_on_that_extension(office: Office) -
         ("answer", OUT),
     ]
     assert legs["101"] == [("ring", IN), ("answer", IN)]
+
+
+@pytest.mark.parametrize("callee", ["4930123", "493012345678901"])
+def test_global_callees_of_7_and_15_digits_are_dialled(office: Office, callee: str) -> None:
+    events = office.originate(caller="100", callee=callee, callee_context="global")
+
+    assert _progress(events)[:2] == ["start", "caller-dial"]

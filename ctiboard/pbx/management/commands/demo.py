@@ -16,6 +16,8 @@ from ctiboard.lib.serve import serve
 from ctiboard.pbx import events, store
 from ctiboard.pbx.ingest import Supervisor
 from ctiboard.pbx.models import Membership, Tenant
+from ctiboard.simulator.app import API_PREFIX
+from ctiboard.simulator.profiles import add_profile_arguments, tenant_options
 from ctiboard.webhooks.dispatch import Dispatcher
 
 DEMO_ACCOUNT = "K1000"
@@ -29,6 +31,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
+        # The demo shows what real NFON sends, oddities included: the board must handle it.
+        add_profile_arguments(parser, default="realistic")
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         host, port = options["host"], options["port"]
@@ -40,7 +44,10 @@ class Command(BaseCommand):
             settings.ALLOWED_HOSTS.append(host)
 
         call_command("migrate", interactive=False, verbosity=0)
-        tenant = seed(api_base_url=f"http://127.0.0.1:{port}{settings.CTIBOARD_SIMULATOR_PREFIX}")
+        # Like a real tenant's: the simulator's API lives under /v1 of its mount, as NFON's does.
+        tenant = seed(
+            api_base_url=f"http://127.0.0.1:{port}{settings.CTIBOARD_SIMULATOR_PREFIX}{API_PREFIX}"
+        )
 
         from ctiboard.asgi import application
         from ctiboard.demo import embedded_simulator
@@ -52,6 +59,7 @@ class Command(BaseCommand):
             password=tenant.api_password,
             extensions=settings.CTIBOARD_DEMO_EXTENSIONS,
             traffic_rate=settings.CTIBOARD_DEMO_TRAFFIC_RATE,
+            **tenant_options(options),
         )
 
         async def worker() -> None:

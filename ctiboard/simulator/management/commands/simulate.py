@@ -5,8 +5,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ctiboard.lib.serve import serve
-from ctiboard.simulator.app import build_app
+from ctiboard.simulator.app import API_PREFIX, build_app
 from ctiboard.simulator.core import SimError, Simulator
+from ctiboard.simulator.profiles import add_profile_arguments, tenant_options
 
 
 def _tenant_spec(value: str) -> tuple[str, str, str, int]:
@@ -41,6 +42,7 @@ class Command(BaseCommand):
             "--rate", type=float, default=1.0, help="traffic actions per second per --tenant"
         )
         parser.add_argument("--token-ttl", type=float, default=300.0, help="access token seconds")
+        add_profile_arguments(parser, default="spec")
 
     def handle(self, *args: Any, **options: Any) -> None:
         simulator = Simulator(seed=options["seed"])
@@ -53,12 +55,15 @@ class Command(BaseCommand):
                     extensions=count,
                     traffic_rate=options["rate"],
                     token_ttl=options["token_ttl"],
+                    **tenant_options(options),
                 )
             except SimError as exc:
                 raise CommandError(f"--tenant {account}: {exc}") from None
 
         def on_listening(host: str, port: int) -> None:
             shown = f"[{host}]" if ":" in host else host
+            # The readiness line comes last: whoever waits for it has the base URL already.
+            self.stdout.write(f"NFON API base URL: http://{shown}:{port}{API_PREFIX}")
             self.stdout.write(f"listening on http://{shown}:{port}")
             self.stdout.flush()
 
