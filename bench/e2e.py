@@ -73,7 +73,7 @@ class Target:
 def actions_per_second(events_per_second: float, extensions: int) -> tuple[float, float]:
     """The traffic rate (actions/s) that makes ``events_per_second`` state events, found by
     running the same generator in simulated time; returns (rate, events per action)."""
-    from ctiboard.simulator.core import Simulator
+    from ctiboard.simulator.simulator import Simulator
 
     rate = events_per_second / 3
     ratio = 3.0
@@ -87,7 +87,7 @@ def actions_per_second(events_per_second: float, extensions: int) -> tuple[float
             traffic_rate=rate,
             time_scale=TIME_SCALE,
         )
-        subscription = tenant.subscribe("states")
+        subscription = tenant.state.subscribe("states")
         simulator.advance(10)
         while not subscription.queue.empty():
             subscription.queue.get_nowait()

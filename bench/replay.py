@@ -38,7 +38,8 @@ CHUNK = 64 * 1024
 
 def record(extensions: int, events: int, out: Path, seed: int = 11) -> dict[str, Any]:
     """Write ``frames.sse`` (bootstrap, changes, sentinel), ``directory.json``, ``meta.json``."""
-    from ctiboard.simulator.core import Simulator, frame
+    from ctiboard.simulator.model import frame
+    from ctiboard.simulator.simulator import Simulator
 
     simulator = Simulator(seed=seed)
     tenant = simulator.add_tenant(
@@ -49,8 +50,8 @@ def record(extensions: int, events: int, out: Path, seed: int = 11) -> dict[str,
         traffic_rate=1000.0,
         time_scale=0.05,
     )
-    subscription = tenant.subscribe("states")
-    bootstrap = [frame(state) for state in tenant.states()]
+    subscription = tenant.state.subscribe("states")
+    bootstrap = [frame(state) for state in tenant.state.states()]
     changes: list[bytes] = []
     steps = 0
     while len(changes) < events and steps < 10_000:
@@ -61,7 +62,7 @@ def record(extensions: int, events: int, out: Path, seed: int = 11) -> dict[str,
             if isinstance(item, bytes):
                 changes.append(item)
     changes = changes[:events]
-    first = tenant.extension_list[0]
+    first = tenant.state.extension_list[0]
     sentinel = frame(
         {
             "extension": first.number,
@@ -75,7 +76,7 @@ def record(extensions: int, events: int, out: Path, seed: int = 11) -> dict[str,
     with (out / "frames.sse").open("wb") as sink:
         for data in (*bootstrap, *changes, sentinel):
             sink.write(data)
-    (out / "directory.json").write_text(json.dumps(tenant.extension_data()))
+    (out / "directory.json").write_text(json.dumps(tenant.state.extension_data()))
     meta = {
         "account": ACCOUNT,
         "username": USERNAME,

@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 
 from ctiboard.simulator.app import build_app
-from ctiboard.simulator.core import Simulator
+from ctiboard.simulator.simulator import Simulator
 
 _simulator: Simulator | None = None
 _app: Any = None

@@ -4,7 +4,7 @@ from argparse import ArgumentParser
 from dataclasses import fields
 from typing import Any
 
-from ctiboard.simulator.core import PROFILES, Oddities
+from ctiboard.simulator.model import PROFILES, Oddities
 
 ODDITIES = tuple(field.name for field in fields(Oddities))
 

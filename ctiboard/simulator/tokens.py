@@ -3,14 +3,13 @@
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-if TYPE_CHECKING:
-    from ctiboard.simulator.core import SimTenant
+from ctiboard.simulator.tenant import TenantState
 
 ALGORITHM = "RS512"
 TokenType = Literal["access", "refresh"]
@@ -42,7 +41,7 @@ class TokenIssuer:
         self._public_key = self._private_key.public_key()
         self.kid = uuid.uuid4().hex
 
-    def issue(self, tenant: "SimTenant", kind: TokenType, ttl: float) -> str:
+    def issue(self, tenant: TenantState, kind: TokenType, ttl: float) -> str:
         now = time.time()
         # Whole-second TTLs give whole-second expiries; fractional ones keep their precision.
         issued_at = int(now) if ttl == int(ttl) else now

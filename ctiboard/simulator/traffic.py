@@ -10,10 +10,11 @@ import math
 import random
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ctiboard.simulator.core import Call, Extension, SimTenant, Timer
+from ctiboard.simulator.clock import Timer
+from ctiboard.simulator.model import Call, Extension
+from ctiboard.simulator.tenant import TenantState
 
 # Share of each action; the rest of the unit interval is phones going offline.
 INBOUND, INTERNAL, OUTBOUND, PRESENCE = 0.35, 0.50, 0.70, 0.92
@@ -25,7 +26,7 @@ class TrafficGenerator:
     """Poisson-timed actions at ``rate`` per real second (0 = off); call durations are in
     simulated seconds and follow the tenant's time_scale."""
 
-    def __init__(self, tenant: "SimTenant", rng: random.Random, rate: float) -> None:
+    def __init__(self, tenant: TenantState, rng: random.Random, rate: float) -> None:
         self.tenant = tenant
         self.rng = rng
         self.rate = rate
@@ -59,7 +60,7 @@ class TrafficGenerator:
         if self.paused or self.rate <= 0 or self.tenant.closed:
             return
         delay = self.rng.expovariate(self.rate)
-        self._timer = self.tenant.simulator.scheduler.call_later(delay, self._tick)
+        self._timer = self.tenant.scheduler.call_later(delay, self._tick)
 
     def _tick(self) -> None:
         self._timer = None
@@ -97,13 +98,13 @@ class TrafficGenerator:
             self.tenant.later(offline_for, self.tenant.set_online, first, True)
         self._schedule()
 
-    def _free(self, ext: "Extension") -> bool:
+    def _free(self, ext: Extension) -> bool:
         return not ext.legs and self.tenant.reachable(ext) and ext.behaviour.mode == "answer"
 
     def _inbound(
         self,
         remote: str,
-        targets: "list[Extension]",
+        targets: list[Extension],
         ids: Callable[[], str],
         ring_time: float,
         talk_time: float,
@@ -116,8 +117,8 @@ class TrafficGenerator:
 
     def _internal(
         self,
-        caller: "Extension",
-        callee: "Extension",
+        caller: Extension,
+        callee: Extension,
         ids: Callable[[], str],
         ring_time: float,
         talk_time: float,
@@ -130,7 +131,7 @@ class TrafficGenerator:
 
     def _outbound(
         self,
-        caller: "Extension",
+        caller: Extension,
         remote: str,
         ids: Callable[[], str],
         ring_time: float,
@@ -143,7 +144,7 @@ class TrafficGenerator:
         call.timers.append(self.tenant.later(1.5, self._remote_ringing, call))
         self._play(call, ring_time, talk_time, answered)
 
-    def _play(self, call: "Call", ring_time: float, talk_time: float, answered: bool) -> None:
+    def _play(self, call: Call, ring_time: float, talk_time: float, answered: bool) -> None:
         later = self.tenant.later
         if answered:
             call.timers.append(later(ring_time, self._answer, call))
@@ -152,17 +153,17 @@ class TrafficGenerator:
             # Callers of unanswered calls give up after a while.
             call.timers.append(later(ring_time * 2.5, self._hangup, call))
 
-    def _live(self, call: "Call") -> bool:
+    def _live(self, call: Call) -> bool:
         return self.tenant.calls.get(call.uuid) is call
 
-    def _remote_ringing(self, call: "Call") -> None:
+    def _remote_ringing(self, call: Call) -> None:
         if self._live(call) and not call.answered:
             self.tenant.remote_ringing(call)
 
-    def _answer(self, call: "Call") -> None:
+    def _answer(self, call: Call) -> None:
         if self._live(call) and not call.answered:
             self.tenant.answer(call.uuid)
 
-    def _hangup(self, call: "Call") -> None:
+    def _hangup(self, call: Call) -> None:
         if self._live(call):
-            self.tenant.hangup(call.uuid)
+            self.tenant.hangup(call)

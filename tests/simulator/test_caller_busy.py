@@ -1,10 +1,10 @@
 """The PBX decides whether the caller's phone is busy when it dials it, not at the POST
 (simulated time, in process: the window between the two is the PBX's first step)."""
 
-import asyncio
 import json
 
-from ctiboard.simulator.core import OriginateRequest, SimTenant, Simulator
+from ctiboard.simulator.model import OriginateRequest
+from ctiboard.simulator.simulator import SimTenant, Simulator
 
 
 def _office() -> tuple[Simulator, SimTenant]:
@@ -16,10 +16,10 @@ def _office() -> tuple[Simulator, SimTenant]:
 
 
 def _progress_after_dial(simulator: Simulator, tenant: SimTenant, call_uuid: str) -> list[str]:
-    subscription = tenant.watch(tenant.calls[call_uuid])  # type: ignore[arg-type]
+    subscription = tenant.dial.watch(tenant.state.calls[call_uuid])  # type: ignore[arg-type]
     simulator.advance(5)
     states = []
-    queue: asyncio.Queue[object] = subscription.queue
+    queue = subscription.queue
     while not queue.empty():
         item = queue.get_nowait()
         if isinstance(item, bytes):
@@ -31,13 +31,13 @@ def _click_to_dial(tenant: SimTenant) -> str:
     request = OriginateRequest(
         caller="100", callee="4989123456", caller_context="K1000", callee_context="global"
     )
-    return tenant.originate(request).uuid
+    return tenant.dial.originate(request).uuid
 
 
 def test_a_caller_whose_call_ends_before_the_pbx_dials_is_not_busy() -> None:
     simulator, tenant = _office()
-    inbound = tenant.ring("4930123456", ["100"])
-    tenant.answer(inbound.uuid)
+    inbound = tenant.state.ring("4930123456", ["100"])
+    tenant.state.answer(inbound.uuid)
 
     call_uuid = _click_to_dial(tenant)  # 100 is in a call now ...
     tenant.hangup(inbound.uuid)  # ... but no longer when the PBX dials it
@@ -53,7 +53,7 @@ def test_a_caller_who_takes_another_call_before_the_pbx_dials_is_busy() -> None:
     simulator, tenant = _office()
 
     call_uuid = _click_to_dial(tenant)  # 100 is free now ...
-    inbound = tenant.ring("4930123456", ["100"])
-    tenant.answer(inbound.uuid)  # ... but in a call when the PBX dials it
+    inbound = tenant.state.ring("4930123456", ["100"])
+    tenant.state.answer(inbound.uuid)  # ... but in a call when the PBX dials it
 
     assert _progress_after_dial(simulator, tenant, call_uuid) == ["caller-dial", "end"]

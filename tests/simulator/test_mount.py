@@ -9,7 +9,7 @@ import pytest
 
 from ctiboard.lib.mount import PrefixMount
 from ctiboard.simulator.app import build_app
-from ctiboard.simulator.core import Simulator
+from ctiboard.simulator.simulator import Simulator
 
 PREFIX = "/pbx-simulator"
 AGENT = (b"user-agent", b"ctiboard-tests/1.0 (K1000)")

@@ -4,8 +4,9 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from ctiboard.simulator.core import SimTenant, Simulator, Subscription
 from ctiboard.simulator.names import FIRST_NAMES, FUNCTION_NAMES, LAST_NAMES
+from ctiboard.simulator.simulator import SimTenant, Simulator
+from ctiboard.simulator.streams import Subscription
 
 
 def _drain(subscription: Subscription) -> list[dict[str, Any]]:
@@ -25,7 +26,7 @@ def _run(seed: int, seconds: float = 300, **options: Any) -> tuple[SimTenant, li
     tenant = simulator.add_tenant(
         account="K1000", username="K1000/ctiboard", password="secret", extensions=40, **options
     )
-    states, calls = tenant.subscribe("states"), tenant.subscribe("calls")
+    states, calls = tenant.state.subscribe("states"), tenant.state.subscribe("calls")
     simulator.advance(seconds)
     return tenant, _drain(states), _drain(calls)
 
@@ -37,7 +38,7 @@ def test_the_same_seed_gives_the_same_events() -> None:
     assert first.traffic.actions == second.traffic.actions > 0
     assert first_states == second_states and first_states
     assert first_calls == second_calls and first_calls
-    assert first.extension_data() == second.extension_data()
+    assert first.state.extension_data() == second.state.extension_data()
 
 
 def test_another_seed_gives_other_events() -> None:
@@ -73,7 +74,7 @@ def test_traffic_has_every_kind_of_change() -> None:
 def test_without_extended_presence_only_available_and_offline_appear() -> None:
     tenant, states, _ = _run(seed=4, extended_presence=False)
 
-    assert {state["presence"] for state in tenant.states()} <= {"available", "offline"}
+    assert {state["presence"] for state in tenant.state.states()} <= {"available", "offline"}
     assert {state["presence"] for state in states} <= {"available", "offline"}
 
 
@@ -82,8 +83,8 @@ def test_hunt_group_oddity_rings_several_extensions_under_one_uuid() -> None:
     tenant = simulator.add_tenant(
         account="K1000", username="K1000/u", password="pw", extensions=40, traffic_rate=2.0
     )
-    tenant.set_oddities(hunt_group=True)
-    calls = tenant.subscribe("calls")
+    tenant.state.set_oddities(hunt_group=True)
+    calls = tenant.state.subscribe("calls")
     simulator.advance(300)
 
     rung: dict[str, set[str]] = defaultdict(set)
@@ -124,8 +125,8 @@ def test_directories_are_plausible_and_deterministic() -> None:
         account="K1000", username="K1000/u", password="pw", extensions=200
     )
 
-    data = directory.extension_data()
-    assert data == again.extension_data()
+    data = directory.state.extension_data()
+    assert data == again.state.extension_data()
     assert [entry["extension_number"] for entry in data] == [str(n) for n in range(100, 300)]
     for entry in data:
         first, _, last = entry["name"].partition(" ")
@@ -145,12 +146,12 @@ def test_five_thousand_extensions_times_a_hundred_tenants_run_in_one_process() -
         )
         for index in range(100)
     ]
-    watched = tenants[0].subscribe("calls")
+    watched = tenants[0].state.subscribe("calls")
 
     simulator.advance(30)
 
-    assert len(tenants[-1].extension_list) == 5000
-    assert tenants[-1].extension_list[-1].number == "5999"
+    assert len(tenants[-1].state.extension_list) == 5000
+    assert tenants[-1].state.extension_list[-1].number == "5999"
     assert sum(tenant.traffic.actions for tenant in tenants) > 100 * 2 * 30 * 0.8
-    assert sum(len(tenant.active_calls()) for tenant in tenants) > 1000
+    assert sum(len(tenant.state.active_calls()) for tenant in tenants) > 1000
     assert _drain(watched)

@@ -6,8 +6,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ctiboard.lib.serve import serve
 from ctiboard.simulator.app import API_PREFIX, build_app
-from ctiboard.simulator.core import SimError, Simulator
+from ctiboard.simulator.model import SimError
 from ctiboard.simulator.profiles import add_profile_arguments, tenant_options
+from ctiboard.simulator.simulator import Simulator
 
 
 def _tenant_spec(value: str) -> tuple[str, str, str, int]:
