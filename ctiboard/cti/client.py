@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import math
+import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
@@ -28,6 +29,21 @@ from .events import (
 logger = logging.getLogger(__name__)
 
 REFRESH_MARGIN_SECONDS = 30.0
+# A token whose lifetime cannot be read from its iat and exp claims: without exp it is treated
+# as living this long; without iat, what the local clock says is left of it, within these bounds
+# (NFON's tokens live 5 minutes). The local clock may be minutes off the PBX's.
+UNKNOWN_LIFETIME = 60.0
+FALLBACK_LIFETIME_BOUNDS = (10.0, 300.0)
+# A long-lived stream (state or call stream) is opened at most once per this many seconds...
+RECONNECT_INTERVAL = 1.0
+# ... and, while its streams keep ending within that second, ever more rarely, up to this...
+RECONNECT_CAP = 15.0
+# ... until one of them has stayed open this long (or until its renewal).
+HEALTHY_STREAM_SECONDS = 10.0
+# A refused login is tried again no sooner than 1 s later, then after about 2, 4, 8 ... s
+# (jittered), up to this: a transient refusal costs a second, a lasting one costs the PBX
+# little. The refusal is raised at once to whoever asks meanwhile.
+LOGIN_RETRY_CAP = 60.0
 T = TypeVar("T")
 
 
@@ -67,42 +83,124 @@ class CallNotFound(CTIError):
 
 @dataclass
 class Tokens:
+    """A token pair, and when to renew it on this process's monotonic clock.
+
+    The PBX's clock (in the token's ``iat`` and ``exp``) and the worker's wall clock may be
+    minutes apart: the lifetime is ``exp - iat``, both of the PBX's clock, counted from
+    ``obtained_at``, the ``time.monotonic()`` at which the request that brought the pair was
+    sent (the PBX issued it later than that, so the count errs on the early side).
+    """
+
     access: str
     refresh: str
-    access_expires_at: float
+    obtained_at: float
+    lifetime: float
     # Refresh this long before expiry, so no request races it: 30 s of NFON's 5 minutes, a
     # fifth of the lifetime for shorter tokens.
     refresh_margin: float = REFRESH_MARGIN_SECONDS
 
     @classmethod
-    def from_response(cls, body: object) -> "Tokens":
+    def from_response(cls, body: object, *, requested_at: float | None = None) -> "Tokens":
         if not isinstance(body, dict):
             raise CTIError("login answered without a token object")
         access, refresh = body.get("access-token"), body.get("refresh-token")
         if not isinstance(access, str) or not isinstance(refresh, str):
             raise CTIError("login answered without access-token/refresh-token")
-        expires_at = _expiry(access)
-        lifetime = max(0.0, expires_at - time.time())
+        lifetime = _lifetime(access)
         return cls(
             access=access,
             refresh=refresh,
-            access_expires_at=expires_at,
+            obtained_at=time.monotonic() if requested_at is None else requested_at,
+            lifetime=lifetime,
             refresh_margin=min(REFRESH_MARGIN_SECONDS, lifetime / 5),
         )
 
+    @property
+    def expires_at(self) -> float:
+        """When the access token expires, on the ``time.monotonic()`` clock."""
+        return self.obtained_at + self.lifetime
+
+    @property
+    def renew_at(self) -> float:
+        """When the access token is due for renewal, on the ``time.monotonic()`` clock."""
+        return self.expires_at - self.refresh_margin
+
     def fresh(self, now: float | None = None) -> bool:
-        now = time.time() if now is None else now
-        return self.access_expires_at - self.refresh_margin > now
+        now = time.monotonic() if now is None else now
+        return self.renew_at > now
 
 
-def _expiry(token: str) -> float:
-    # The signature is NFON's business (and verifiable through JWKS); the client only needs
-    # to know when to refresh. A token without exp is treated as short-lived.
+def _lifetime(token: str) -> float:
+    """Seconds the access token lives from its issue, by the PBX's clock alone.
+
+    The signature is NFON's business (and verifiable through JWKS); the client only needs
+    to know when to refresh. Never ``exp`` against the local wall clock where ``iat`` is
+    there: a worker clock minutes ahead made every token look expired on arrival (and
+    renewal due at once), one behind made expired tokens look fresh.
+    """
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
-        return float(claims["exp"])
-    except (jwt.PyJWTError, KeyError, TypeError, ValueError):
-        return time.time() + 60
+    except jwt.PyJWTError:
+        return UNKNOWN_LIFETIME
+    expires, issued = _numeric_date(claims.get("exp")), _numeric_date(claims.get("iat"))
+    if expires is None:
+        return UNKNOWN_LIFETIME
+    if issued is not None and expires > issued:
+        # A whole-second iat may be truncated: the token may have been issued up to a second
+        # later, with as much less to live (NFON's 5 minutes leave room for that; the short
+        # tokens of tests do not).
+        return max(0.0, expires - issued - (1.0 if issued == int(issued) else 0.0))
+    low, high = FALLBACK_LIFETIME_BOUNDS
+    return min(max(expires - time.time(), low), high)
+
+
+def _numeric_date(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+class _Pacing:
+    """How soon a long-lived stream of one kind may be opened again.
+
+    Every reconnect path goes through it, whoever the caller: at most one attempt per
+    ``RECONNECT_INTERVAL``; when streams keep ending early (closed by the server, or failing,
+    within ``RECONNECT_INTERVAL`` of opening), the interval doubles from the second such end
+    on, up to ``RECONNECT_CAP``, with jitter. A stream that stays open
+    ``HEALTHY_STREAM_SECONDS`` or until its renewal resets it (a renewal due at once is put
+    off, see ``_stream``); one that ends in between takes one early end back. Failures
+    before a stream is opened do not count: their caller backs off from those (the ingest
+    does).
+    """
+
+    def __init__(self) -> None:
+        self.early_ends = 0
+        self.last_attempt = -math.inf
+
+    @property
+    def interval(self) -> float:
+        """The current minimum interval between two attempts (before jitter)."""
+        return min(RECONNECT_CAP, RECONNECT_INTERVAL * 2 ** max(0, self.early_ends - 1))
+
+    async def wait(self) -> float:
+        """Sleep until the next attempt may start; returns the attempt's monotonic time."""
+        interval = self.interval
+        if interval > RECONNECT_INTERVAL:
+            interval = max(RECONNECT_INTERVAL, random.uniform(interval / 2, interval))
+        delay = self.last_attempt + interval - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self.last_attempt = time.monotonic()
+        return self.last_attempt
+
+    def ended(self, *, lived: float, renewed: bool) -> None:
+        """A stream that was opened ended after ``lived`` seconds, for its renewal or not."""
+        if renewed or lived >= HEALTHY_STREAM_SECONDS:
+            self.early_ends = 0
+        elif lived < RECONNECT_INTERVAL:
+            self.early_ends = min(self.early_ends + 1, 32)
+        else:
+            self.early_ends = max(0, self.early_ends - 1)
 
 
 def user_agent(account: str) -> str:
@@ -182,7 +280,9 @@ class CTIClient:
 
     Tokens are refreshed ahead of expiry; a 401 triggers one refresh (or a fresh login)
     and a single retry; refused again, it is a ``CTIError`` with status 401. Bad credentials
-    (a refused login) raise ``AuthenticationFailed`` at once.
+    (a refused login) raise ``AuthenticationFailed`` at once; the next login is attempted 1 s
+    later at the earliest, then ever more rarely while refusals go on (see LOGIN_RETRY_CAP),
+    and until then the refusal is raised again without asking the PBX.
     """
 
     def __init__(
@@ -206,6 +306,10 @@ class CTIClient:
         self.tokens = tokens
         self._on_tokens = on_tokens
         self._token_lock = asyncio.Lock()
+        self._login_refusal: AuthenticationFailed | None = None
+        self._login_refusals = 0
+        self._login_retry_at = -math.inf
+        self._pacing: dict[str, _Pacing] = {}
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers={"User-Agent": user_agent(account)},
@@ -236,6 +340,14 @@ class CTIClient:
         return tokens
 
     async def login(self) -> Tokens:
+        refusal, wait = self._login_refusal, self._login_retry_at - time.monotonic()
+        if refusal is not None and wait > 0:
+            raise AuthenticationFailed(
+                f"{refusal.args[0]}; next login attempt in {wait:.1f}s",
+                status=refusal.status,
+                request_id=refusal.request_id,
+            )
+        requested_at = time.monotonic()
         try:
             response = await self._http.post(
                 "/login", json={"username": self.username, "password": self.password}
@@ -243,17 +355,31 @@ class CTIClient:
         except httpx.HTTPError as exc:
             raise CTIError(f"CTI API unreachable: {exc!r}") from exc
         if response.status_code in (400, 401, 403):
-            raise AuthenticationFailed(
+            refusal = AuthenticationFailed(
                 f"login refused: {_error_text(response)}",
                 status=response.status_code,
                 request_id=_request_id(response),
             )
+            self._login_refused(refusal)
+            raise refusal
         self._raise_for_status(response, "login")
-        return self._store(Tokens.from_response(_json(response, "login")))
+        tokens = Tokens.from_response(_json(response, "login"), requested_at=requested_at)
+        self._login_refusal, self._login_refusals = None, 0
+        return self._store(tokens)
+
+    def _login_refused(self, refusal: AuthenticationFailed) -> None:
+        """Hold off the next login: 1 s after the first refusal, then about 2, 4, 8 ... s."""
+        self._login_refusal = refusal
+        self._login_refusals += 1
+        delay = min(LOGIN_RETRY_CAP, 2.0 ** min(self._login_refusals - 1, 16))
+        if self._login_refusals > 1:
+            delay = max(1.0, random.uniform(delay / 2, delay))
+        self._login_retry_at = time.monotonic() + delay
 
     async def refresh(self) -> Tokens:
         if self.tokens is None:
             return await self.login()
+        requested_at = time.monotonic()
         try:
             response = await self._http.put(
                 "/login", headers={"Authorization": f"Bearer {self.tokens.refresh}"}
@@ -264,7 +390,8 @@ class CTIClient:
             # The refresh token expired or was revoked: a fresh login is the way back.
             return await self.login()
         self._raise_for_status(response, "token refresh")
-        return self._store(Tokens.from_response(_json(response, "token refresh")))
+        tokens = Tokens.from_response(_json(response, "token refresh"), requested_at=requested_at)
+        return self._store(tokens)
 
     async def current_tokens(self, *, force_refresh: bool = False) -> Tokens:
         """A fresh token pair: refreshed ahead of expiry, or at once with ``force_refresh``."""
@@ -403,80 +530,109 @@ class CTIClient:
 
         With ``rotate`` the generator ends cleanly when the token it was opened with is due for
         refresh, so that its caller reconnects with a fresh one (a server may cut a stream whose
-        token expired). ``on_open`` is called once the server accepted the stream, with the
-        wall-clock time at which that happens (``math.inf`` without ``rotate``).
+        token expired), and the stream is paced (see ``_Pacing``): the first step of the
+        generator may wait up to ``RECONNECT_CAP`` before it connects. ``on_open`` is called
+        once the server accepted the stream, with the ``time.monotonic()`` at which it will end
+        for its renewal (``math.inf`` without ``rotate``).
         """
         timeout = httpx.Timeout(self._http.timeout.connect, read=self.stream_read_timeout)
         loop = asyncio.get_running_loop()
-        for attempt in (1, 2):
-            tokens = await self.current_tokens(force_refresh=attempt == 2)
-            rotate_at = tokens.access_expires_at - tokens.refresh_margin if rotate else math.inf
-            try:
-                async with aconnect_sse(
-                    self._http,
-                    method,
-                    path,
-                    json=json_body,
-                    headers={"Authorization": f"Bearer {tokens.access}"},
-                    timeout=timeout,
-                ) as source:
-                    response = source.response
-                    if response.status_code == 401 and attempt == 1:
-                        continue
-                    if response.status_code == 401:
-                        raise CTIError(  # as in _authorized: not the credentials' fault
-                            f"{kind} stream refused twice",
-                            status=401,
-                            request_id=_request_id(response),
-                        )
-                    if response.is_error:
-                        await response.aread()
-                    self._raise_for_status(response, f"{kind} stream")
-                    if on_open is not None:
-                        on_open(rotate_at)
-                    body: _UntilDeadline | None = None
-                    if not math.isinf(rotate_at) and isinstance(
-                        response.stream, httpx.AsyncByteStream
-                    ):
-                        body = _UntilDeadline(
-                            response.stream,
-                            loop.time() + (rotate_at - time.time()),
-                            self.stream_read_timeout,
-                        )
-                        response.stream = body
-                    frames = source.aiter_sse()
-                    try:
-                        while True:
-                            try:
-                                sse = await anext(frames)
-                            except StopAsyncIteration:
-                                if body is not None and body.expired:
-                                    logger.info(
-                                        "%s: renewing the %s stream before its token expires",
+        pacing = self._pacing.setdefault(kind, _Pacing()) if rotate else None
+        attempt_at = await pacing.wait() if pacing is not None else time.monotonic()
+        opened_at: float | None = None
+        renewed = False  # ended cleanly at its renewal time
+        closed_by_consumer = False
+        try:
+            for attempt in (1, 2):
+                tokens = await self.current_tokens(force_refresh=attempt == 2)
+                rotate_at = math.inf
+                if pacing is not None:
+                    # A token due for renewal sooner than the next stream may open (a lifetime
+                    # of a second or two) keeps its stream open until a while after that,
+                    # rather than making streams that end as soon as they open; a successor
+                    # opened ahead of the renewal (the ingest's call stream) still overlaps.
+                    rotate_at = max(tokens.renew_at, attempt_at + 1.5 * pacing.interval)
+                try:
+                    async with aconnect_sse(
+                        self._http,
+                        method,
+                        path,
+                        json=json_body,
+                        headers={"Authorization": f"Bearer {tokens.access}"},
+                        timeout=timeout,
+                    ) as source:
+                        response = source.response
+                        if response.status_code == 401 and attempt == 1:
+                            continue
+                        if response.status_code == 401:
+                            raise CTIError(  # as in _authorized: not the credentials' fault
+                                f"{kind} stream refused twice",
+                                status=401,
+                                request_id=_request_id(response),
+                            )
+                        if response.is_error:
+                            await response.aread()
+                        self._raise_for_status(response, f"{kind} stream")
+                        opened_at = time.monotonic()
+                        if on_open is not None:
+                            on_open(rotate_at)
+                        body: _UntilDeadline | None = None
+                        if not math.isinf(rotate_at) and isinstance(
+                            response.stream, httpx.AsyncByteStream
+                        ):
+                            body = _UntilDeadline(
+                                response.stream,
+                                loop.time() + (rotate_at - time.monotonic()),
+                                self.stream_read_timeout,
+                            )
+                            response.stream = body
+                        frames = source.aiter_sse()
+                        try:
+                            while True:
+                                try:
+                                    sse = await anext(frames)
+                                except StopAsyncIteration:
+                                    if body is not None and body.expired:
+                                        renewed = True
+                                        logger.info(
+                                            "%s: renewing the %s stream before its token expires",
+                                            self.account,
+                                            kind,
+                                        )
+                                    return
+                                if not sse.data:
+                                    continue
+                                try:
+                                    event = parse(sse.data)
+                                except (ValueError, RecursionError) as exc:
+                                    logger.warning(
+                                        "%s: skipped malformed %s event: %s",
                                         self.account,
                                         kind,
+                                        exc,
                                     )
-                                return
-                            if not sse.data:
-                                continue
-                            try:
-                                event = parse(sse.data)
-                            except (ValueError, RecursionError) as exc:
-                                logger.warning(
-                                    "%s: skipped malformed %s event: %s", self.account, kind, exc
-                                )
-                                continue
-                            yield event
-                    finally:
-                        await frames.aclose()
-            except SSEError as exc:
-                raise CTIError(f"{kind} stream is not an event stream: {exc}") from exc
-            except httpx.ReadTimeout as exc:
-                raise CTIError(f"{kind} stream stalled: nothing received in time") from exc
-            except httpx.HTTPError as exc:
-                raise CTIError(f"{kind} stream broke: {exc!r}") from exc
-            except httpx.StreamError as exc:
-                raise CTIError(f"{kind} stream failed: {exc!r}") from exc
+                                    continue
+                                yield event
+                        finally:
+                            await frames.aclose()
+                except SSEError as exc:
+                    raise CTIError(f"{kind} stream is not an event stream: {exc}") from exc
+                except httpx.ReadTimeout as exc:
+                    raise CTIError(f"{kind} stream stalled: nothing received in time") from exc
+                except httpx.HTTPError as exc:
+                    raise CTIError(f"{kind} stream broke: {exc!r}") from exc
+                except httpx.StreamError as exc:
+                    raise CTIError(f"{kind} stream failed: {exc!r}") from exc
+        except (GeneratorExit, asyncio.CancelledError):
+            closed_by_consumer = True
+            raise
+        finally:
+            if pacing is not None and opened_at is not None:
+                lived = time.monotonic() - opened_at
+                # Closed by its consumer, a stream says nothing about the server, unless it
+                # stayed open long enough to count as healthy.
+                if not closed_by_consumer or lived >= HEALTHY_STREAM_SECONDS:
+                    pacing.ended(lived=lived, renewed=renewed)
 
     def stream_states(
         self, *, on_open: Callable[[float], object] | None = None

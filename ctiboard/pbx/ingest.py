@@ -219,7 +219,7 @@ class TenantIngest:
                 async with contextlib.aclosing(client.stream_states(on_open=opened)) as stream:
                     async for event in stream:
                         self.queue.put_nowait(event)
-                if time.time() >= rotate_at - ROTATION_TOLERANCE:
+                if time.monotonic() >= rotate_at - ROTATION_TOLERANCE:
                     continue  # renewed ahead of the token's expiry; the bootstrap follows
                 reason, (status, delay) = "the PBX closed the state stream", retry.closed()
             except CTIError as exc:
@@ -246,7 +246,7 @@ class TenantIngest:
                         if successor is not None:
                             continue
                     await current.task
-                    if time.time() >= current.rotate_at - ROTATION_TOLERANCE:
+                    if time.monotonic() >= current.rotate_at - ROTATION_TOLERANCE:
                         continue
                     reason, (status, delay) = "the PBX closed the call stream", retry.closed()
                 except CTIError as exc:
@@ -266,9 +266,9 @@ class TenantIngest:
         ``current`` ended first or the successor failed (``current`` runs out by itself)."""
         if math.isinf(current.rotate_at):
             return None
-        lead = min(5.0, max(0.05, (current.rotate_at - time.time()) / 10))
+        lead = min(5.0, max(0.05, (current.rotate_at - time.monotonic()) / 10))
         done, _ = await asyncio.wait(
-            {current.task}, timeout=max(0.0, current.rotate_at - lead - time.time())
+            {current.task}, timeout=max(0.0, current.rotate_at - lead - time.monotonic())
         )
         if done:
             return None
@@ -499,9 +499,10 @@ class _Retry:
 
     def __init__(self) -> None:
         self.backoff = Backoff()
-        # Refused credentials will not heal by retrying: knock rarely. A corrected password
-        # restarts the tenant's task at once (the supervisor watches the credentials).
-        self.auth_backoff = Backoff(base=60.0, cap=900.0, floor=30.0)
+        # A refused login may be the PBX's hiccup: retried after a second, then ever more
+        # rarely (the client holds further logins back alike). A corrected password restarts
+        # the tenant's task at once (the supervisor watches the credentials).
+        self.auth_backoff = Backoff(base=1.0, cap=60.0, floor=1.0)
         self.refusals = 0
 
     def reset(self) -> None:

@@ -23,7 +23,8 @@ ACCOUNT = "K4242"
 
 
 def _token(lifetime: float = 300.0) -> str:
-    claims = {"customer": ACCOUNT, "exp": time.time() + lifetime}
+    now = time.time()
+    claims = {"customer": ACCOUNT, "iat": now, "exp": now + lifetime}
     return jwt.encode(claims, "the client never checks this signature", algorithm="HS256")
 
 
@@ -148,7 +149,9 @@ async def test_json_answers_that_are_not_json_are_cti_errors() -> None:
 
 
 async def test_stream_ends_cleanly_ahead_of_token_expiry(pbx: Pbx) -> None:
-    pbx.control.update_tenant(pbx.account, token_ttl=1.5)
+    # 3 s by whole-second claims: the client counts on 2 s (the iat may have been cut off),
+    # and renews 0.4 s ahead, long after the 1.5 s it keeps any stream open at least.
+    pbx.control.update_tenant(pbx.account, token_ttl=3.0)
     async with pbx.client() as client:
         renew_at: list[float] = []
         stream = client.stream_calls(on_open=renew_at.append)
@@ -156,7 +159,7 @@ async def test_stream_ends_cleanly_ahead_of_token_expiry(pbx: Pbx) -> None:
         with pytest.raises(StopAsyncIteration):
             await asyncio.wait_for(anext(stream), 5)
         assert client.tokens is not None
-        assert renew_at == [client.tokens.access_expires_at - client.tokens.refresh_margin]
+        assert renew_at == [client.tokens.renew_at]
         assert not client.tokens.fresh()  # so the next stream starts with a fresh token
         first = client.tokens.access
         number = (await client.extensions())[0].number
