@@ -14,7 +14,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from ctiboard.ops.metrics import SENT_AT, stamp
+from ctiboard.lib.metrics import SENT_AT, stamp
 
 from .models import CallAttempt, Extension
 

@@ -19,7 +19,7 @@ from django.db import close_old_connections, connections
 
 from ctiboard.cti.client import AuthenticationFailed, CTIClient, CTIError
 from ctiboard.cti.events import CallEvent, ExtensionData, StateEvent
-from ctiboard.ops.metrics import LEASES_HELD, LIVE_WORKERS, STREAM_RECONNECTS
+from ctiboard.lib.metrics import LEASES_HELD, LIVE_WORKERS, STREAM_RECONNECTS
 
 from . import events, store
 from .leases import Leases, fair_share, new_worker_id

@@ -22,7 +22,7 @@ from ctiboard.contacts.models import Contact
 from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.cti.events import CallEvent, ExtensionData, StateEvent
 from ctiboard.lib.bulk import update_rows
-from ctiboard.ops.metrics import EVENTS_INGESTED
+from ctiboard.lib.metrics import EVENTS_INGESTED
 
 from . import events
 from .models import ConnectionStatus, Extension, Tenant

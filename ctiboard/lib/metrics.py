@@ -43,7 +43,7 @@ LIVE_WORKERS = Gauge(
     "ctiboard_ingest_live_workers", "Ingest workers with a live heartbeat, as this worker saw it."
 )
 
-# Set on every live message by ctiboard.pbx.events: wall-clock seconds at the send.
+# Set on every live message by ctiboard.live: wall-clock seconds at the send.
 SENT_AT = "sent_at"
 
 
