@@ -19,7 +19,7 @@ from ctiboard.ops.sockets import GracefulWebSockets  # noqa: E402
 def _http_app():  # type: ignore[no-untyped-def]
     if not settings.CTIBOARD_EMBEDDED_SIMULATOR:
         return django_asgi_app
-    from ctiboard.demo import simulator_app
+    from ctiboard.demo.embedded import simulator_app
     from ctiboard.lib.mount import PrefixMount
 
     return PrefixMount(settings.CTIBOARD_SIMULATOR_PREFIX, simulator_app(), django_asgi_app)

@@ -21,8 +21,8 @@ from django.utils import translation
 
 from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.lib.wsframes import Frame, SocketWriter, writer_for
-from ctiboard.pbx.events import user_group
-from ctiboard.pbx.models import CallAttempt, Extension, Tenant
+from ctiboard.live.groups import user_group
+from ctiboard.tenancy.models import CallAttempt, Extension, Tenant
 
 from .fanout import fanout
 from .grid import BoardView, build_grid, partner_contacts

@@ -32,7 +32,7 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
 from ctiboard.lib.metrics import observe_push
-from ctiboard.pbx.events import tenant_group
+from ctiboard.live.groups import tenant_group
 
 from .pushes import Batch, batch_of, merge
 

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ctiboard.pbx.models import Extension
+from ctiboard.tenancy.models import Extension
 
 from .rendering import partner_number
 from .viewer import Viewer

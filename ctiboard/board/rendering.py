@@ -13,7 +13,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 
 from ctiboard.lib.phonenumbers import display, looks_external
-from ctiboard.pbx.models import CallAttempt, Extension, Tenant
+from ctiboard.tenancy.models import CallAttempt, Extension, Tenant
 
 from .viewer import Viewer
 

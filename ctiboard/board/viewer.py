@@ -5,7 +5,7 @@ from typing import Any
 
 from django.db.models.base import ModelState
 
-from ctiboard.pbx.models import Extension, Membership, Tenant
+from ctiboard.tenancy.models import Extension, Membership, Tenant
 
 # What a tile, the view's search/filters/sort and the own-phone banner read of an extension:
 # a board loads these columns only (not the API uuid, presence_since, ...).

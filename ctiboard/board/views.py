@@ -20,12 +20,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from ctiboard.calls import originate
 from ctiboard.contacts.models import Contact
 from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.cti.client import CallNotFound, CTIError
 from ctiboard.lib import phonenumbers
-from ctiboard.pbx import calls
-from ctiboard.pbx.models import CallAttempt, Extension, Membership, Tenant
+from ctiboard.tenancy.models import CallAttempt, Extension, Membership, Tenant
 
 from . import forms
 from .consumers import favourites_changed
@@ -184,7 +184,7 @@ async def _place(user: User, membership: Membership, callee: str, context: str) 
     if await _over_call_limit(user, attempt):
         await attempt.adelete()
         raise CallRefused(_("Too many calls in a short time. Please wait a minute."), 429)
-    return await calls.place(attempt, membership.tenant)
+    return await originate.place(attempt, membership.tenant)
 
 
 @login_required
@@ -335,7 +335,7 @@ async def cancel_call(request: HtmxHttpRequest, account: str, attempt_id: int) -
     message = ""
     if attempt.cancellable:
         try:
-            await calls.cancel(attempt, attempt.tenant)
+            await originate.cancel(attempt, attempt.tenant)
             message = _("Cancelling…")
         except CallNotFound:
             message = _("The call had already ended.")

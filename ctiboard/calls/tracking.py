@@ -1,6 +1,6 @@
 """Correlate call-stream events into active calls and finished call records.
 
-The ingest worker calls these inside its transactions (``ctiboard.pbx.store``); they write
+The ingest worker calls these inside its transactions (``ctiboard.ingest.writer``); they write
 through the ORM and keep the worker's in-memory ``CallBook`` in step.
 
 The rules, per leg (call uuid + extension; a hunt group rings several extensions under one
@@ -42,7 +42,7 @@ from django.db import connection
 
 from ctiboard.cti.events import CallEvent
 from ctiboard.lib.bulk import update_rows
-from ctiboard.pbx.models import Extension
+from ctiboard.tenancy.models import Extension
 from ctiboard.webhooks import outbox as webhooks
 
 from .models import ActiveCall, CallRecord, CallState, EndedBy, Outcome

@@ -15,7 +15,7 @@ from ctiboard.board.models import Favourite
 from ctiboard.board.rendering import grid_context, render_spliced
 from ctiboard.board.viewer import membership_for
 from ctiboard.board.views import board_context
-from ctiboard.pbx.models import ExtensionGroup
+from ctiboard.tenancy.models import ExtensionGroup
 from tests.board.test_board_views import tile_numbers
 from tests.conftest import Company
 

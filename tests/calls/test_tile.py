@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from ctiboard.board.rendering import render_tile_oob
 from ctiboard.board.viewer import Viewer, membership_for
-from ctiboard.pbx.models import Extension
+from ctiboard.tenancy.models import Extension
 from tests.conftest import Company
 
 pytestmark = pytest.mark.django_db
