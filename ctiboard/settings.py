@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "template_partials",
     "csp",
     "ctiboard.tenancy",
+    "ctiboard.live",
     "ctiboard.calls",
     "ctiboard.ingest",
     "ctiboard.board",

@@ -19,7 +19,6 @@ from django.http import HttpRequest, QueryDict
 from django.template.loader import render_to_string
 from django.utils import translation
 
-from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.lib.wsframes import Frame, SocketWriter, writer_for
 from ctiboard.live.groups import user_group
 from ctiboard.tenancy.models import CallAttempt, Extension, Tenant
@@ -130,6 +129,7 @@ def render_incoming_oob(ring: Ring | None) -> str:
 
 class BoardConsumer(AsyncWebsocketConsumer):
     viewer: Viewer | None = None
+    tenant: Tenant | None = None
     visible: frozenset[int] = frozenset()
     tenant_id: int | None = None
     groups_joined: tuple[str, ...] = ()
@@ -181,6 +181,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
         # The tenant's batches through the process's one subscription (fanout), the user's
         # own events (rights, favourites, call progress) through this socket's channel.
         self.tenant_id = membership.tenant_id
+        self.tenant = membership.tenant
         await fanout().subscribe(membership.tenant_id, self)
         self.groups_joined = (user_group(user.pk),)
         for group in self.groups_joined:
@@ -396,9 +397,8 @@ class BoardConsumer(AsyncWebsocketConsumer):
         await self.send_everything()
 
     async def tenant_status(self, event: dict[str, Any]) -> None:
-        tenant = await Tenant.objects.filter(pk=event["tenant_id"]).afirst()
-        if tenant is not None:
-            self.emit(render_status_oob(tenant))
+        if self.tenant is not None and event["tenant_id"] == self.tenant.pk:
+            self.emit(render_status_oob(self.tenant.with_status(event["status"])))
 
     async def visibility_changed(self, event: dict[str, Any]) -> None:
         await self.send_everything()
@@ -407,18 +407,10 @@ class BoardConsumer(AsyncWebsocketConsumer):
         await self.send_everything()
 
     async def call_progress(self, event: dict[str, Any]) -> None:
-        if self.viewer is None:
+        if self.viewer is None or event["tenant_id"] != self.viewer.tenant.pk:
             return
-        attempt = await CallAttempt.objects.filter(
-            pk=event["attempt_id"], user_id=self.viewer.user_id, tenant=self.viewer.tenant
-        ).afirst()
-        if attempt is None:
-            return
-        contact = None
-        if attempt.callee_context == "global" and self.viewer.details:
-            contact = (
-                await database_sync_to_async(lookup_contacts)(self.viewer.tenant, [attempt.callee])
-            ).get(attempt.callee)
-        self.emit(
-            render_call_oob(attempt, self.viewer.tenant.account, contact.name if contact else "")
+        attempt = CallAttempt.from_payload(
+            self.viewer.tenant.pk, self.viewer.user_id, event["attempt"]
         )
+        partner_name = event["partner_name"] if self.viewer.details else ""
+        self.emit(render_call_oob(attempt, self.viewer.tenant.account, partner_name))

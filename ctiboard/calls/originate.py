@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator
 from asgiref.sync import sync_to_async
 from django.utils.translation import gettext as _
 
+from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.cti.client import CTIClient, CTIError
 from ctiboard.cti.events import CallEvent
 from ctiboard.live import publish
@@ -28,8 +29,19 @@ def record(attempt_id: int, **fields: str) -> CallAttempt:
     for name, value in fields.items():
         setattr(attempt, name, value)
     attempt.save(update_fields=[*fields, "updated"])
-    publish.call_progress(attempt)
+    if attempt.user_id is not None:
+        publish.call_progress(
+            attempt.user_id, attempt.tenant_id, attempt.to_payload(), _partner_name(attempt)
+        )
     return attempt
+
+
+def _partner_name(attempt: CallAttempt) -> str:
+    """The callee's phonebook name: sent along, shown only to viewers with call details."""
+    if attempt.callee_context != "global":
+        return ""
+    contact = lookup_contacts(attempt.tenant, [attempt.callee]).get(attempt.callee)
+    return contact.name if contact else ""
 
 
 async def place(attempt: CallAttempt, tenant: Tenant) -> CallAttempt:

@@ -300,6 +300,7 @@ def set_status(
             )
             > 0
         ):
-            publish.tenant_status_changed(tenant_id)
+            tenant = Tenant.objects.only(*Tenant.STATUS_FIELDS).get(pk=tenant_id)
+            publish.tenant_status_changed(tenant_id, tenant.status_payload())
         else:
             tenants.exclude(status_detail=detail).update(status_detail=detail)

@@ -2,25 +2,30 @@
 
 Recipients are explicit: extension changes go to the tenant's group and each socket keeps
 only what ``Extension.objects.visible_to`` lets its user see; call progress and permission
-changes go to the one user they concern.
+changes go to the one user they concern. Each message carries what the sockets show (ids and
+plain data): a socket renders it without reading the database.
 """
 
 import json
 import secrets
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 from ctiboard.lib.metrics import SENT_AT, stamp
-from ctiboard.tenancy.models import CallAttempt, Extension
+from ctiboard.tenancy.models import Extension
 
 from .groups import ingest_group, tenant_group, user_group
 
-if TYPE_CHECKING:
-    from ctiboard.contacts.models import Contact
+
+class PhonebookEntry(Protocol):
+    """What a tile shows of a call partner's phonebook entry (contacts.Contact has it)."""
+
+    name: str
+    vip: bool
 
 
 def _send_after_commit(group: str, message: dict[str, Any]) -> None:
@@ -33,7 +38,7 @@ def _send_after_commit(group: str, message: dict[str, Any]) -> None:
 
 
 def extensions_changed(
-    extensions: list[Extension], contacts: Mapping[str, "Contact"] | None = None
+    extensions: list[Extension], contacts: Mapping[str, PhonebookEntry] | None = None
 ) -> None:
     """Tiles of these extensions must be redrawn on every socket that may see them.
 
@@ -64,8 +69,12 @@ def resync_requested(tenant_id: int) -> None:
     _send_after_commit(ingest_group(tenant_id), {"type": "ingest.resync", "tenant_id": tenant_id})
 
 
-def tenant_status_changed(tenant_id: int) -> None:
-    _send_after_commit(tenant_group(tenant_id), {"type": "tenant.status", "tenant_id": tenant_id})
+def tenant_status_changed(tenant_id: int, status: dict[str, Any]) -> None:
+    """The tenant's PBX status pill changed; ``status`` is ``Tenant.status_payload()``."""
+    _send_after_commit(
+        tenant_group(tenant_id),
+        {"type": "tenant.status", "tenant_id": tenant_id, "status": status},
+    )
 
 
 def visibility_changed(user_id: int) -> None:
@@ -73,9 +82,17 @@ def visibility_changed(user_id: int) -> None:
     _send_after_commit(user_group(user_id), {"type": "visibility.changed"})
 
 
-def call_progress(attempt: CallAttempt) -> None:
-    if attempt.user_id is None:
-        return
+def call_progress(
+    user_id: int, tenant_id: int, attempt: dict[str, Any], partner_name: str = ""
+) -> None:
+    """A click-to-call of this user went on; ``attempt`` is ``CallAttempt.to_payload()``,
+    ``partner_name`` the callee's phonebook name (shown only with the call details right)."""
     _send_after_commit(
-        user_group(attempt.user_id), {"type": "call.progress", "attempt_id": attempt.pk}
+        user_group(user_id),
+        {
+            "type": "call.progress",
+            "tenant_id": tenant_id,
+            "attempt": attempt,
+            "partner_name": partner_name,
+        },
     )

@@ -15,7 +15,6 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from ctiboard.cti.client import CTIClient, CTIError
-from ctiboard.live import publish
 
 from .admin_scope import TenantScopedAdmin, administered_tenants
 from .models import (
@@ -28,6 +27,7 @@ from .models import (
     Membership,
     Tenant,
 )
+from .signals import resync_requested
 
 # Filters offer only values present in the (tenant-scoped) list, never other tenants' names.
 TENANT_FILTER = ("tenant", admin.RelatedOnlyFieldListFilter)
@@ -172,7 +172,7 @@ class TenantAdmin(TenantScopedAdmin):
                     messages.WARNING,
                 )
                 continue
-            publish.resync_requested(tenant.pk)
+            resync_requested.send(sender=Tenant, tenant_id=tenant.pk)
             self.message_user(
                 request,
                 _("%(account)s: the worker re-reads the extension list now.")

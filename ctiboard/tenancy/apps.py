@@ -7,8 +7,3 @@ class TenancyConfig(AppConfig):
     # The app was ctiboard.pbx: its label keeps the tables (pbx_*) and migration history.
     label = "pbx"
     verbose_name = _("PBX accounts")
-
-    def ready(self) -> None:
-        from . import signals
-
-        signals.connect()

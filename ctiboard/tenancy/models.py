@@ -1,5 +1,7 @@
 """Tenants (K-Accounts), their extensions with live state, and who may see what."""
 
+import copy
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -98,6 +100,26 @@ class Tenant(models.Model):
     @property
     def group_name(self) -> str:
         return f"tenant.{self.pk}"
+
+    # What the board's PBX status pill shows, sent with every status change.
+    STATUS_FIELDS = ("connection_status", "status_since", "status_detail", "last_event_at")
+
+    def status_payload(self) -> dict[str, Any]:
+        return {
+            "connection_status": self.connection_status,
+            "status_detail": self.status_detail,
+            "status_since": self.status_since.isoformat() if self.status_since else None,
+            "last_event_at": self.last_event_at.isoformat() if self.last_event_at else None,
+        }
+
+    def with_status(self, payload: dict[str, Any]) -> "Tenant":
+        """A copy of this tenant showing the status of a ``status_payload()``."""
+        shown = copy.copy(self)
+        shown.connection_status = payload["connection_status"]
+        shown.status_detail = payload["status_detail"]
+        shown.status_since = _when(payload["status_since"])
+        shown.last_event_at = _when(payload["last_event_at"])
+        return shown
 
     def crm_url(self, digits: str, *, external: bool) -> str:
         """The tenant's CRM link for a call partner's number, or "" without a template."""
@@ -418,6 +440,32 @@ class CallAttempt(models.Model):
     def cancellable(self) -> bool:
         return bool(self.uuid) and not self.finished
 
+    def to_payload(self) -> dict[str, Any]:
+        """What the board's call-progress banner shows, sent with every change."""
+        return {
+            "id": self.pk,
+            "caller": self.caller,
+            "callee": self.callee,
+            "callee_context": self.callee_context,
+            "uuid": self.uuid,
+            "status": self.status,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_payload(cls, tenant_id: int, user_id: int, payload: dict[str, Any]) -> "CallAttempt":
+        return cls(
+            pk=payload["id"],
+            tenant_id=tenant_id,
+            user_id=user_id,
+            caller=payload["caller"],
+            callee=payload["callee"],
+            callee_context=payload["callee_context"],
+            uuid=payload["uuid"],
+            status=payload["status"],
+            error=payload["error"],
+        )
+
     @property
     def progress_label(self) -> str:
         if self.status == CallStatus.ENDED:
@@ -505,3 +553,7 @@ class IngestLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} → {self.holder or '-'}"
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
