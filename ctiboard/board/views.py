@@ -25,7 +25,7 @@ from ctiboard.contacts.models import Contact
 from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.cti.client import CallNotFound, CTIError
 from ctiboard.lib import phonenumbers
-from ctiboard.tenancy.models import CallAttempt, Extension, Membership, Tenant
+from ctiboard.tenancy.models import CallAttempt, CallRefusal, Extension, Membership, Tenant
 
 from . import forms
 from .consumers import favourites_changed
@@ -141,14 +141,6 @@ def _after_post(request: HtmxHttpRequest, response: HttpResponse, account: str) 
     return HttpResponseRedirect(reverse("board", args=[account]))
 
 
-def _no_call_reason(membership: Membership, *, external: bool = False) -> str:
-    if membership.own_extension_id is None:
-        return _("You have no own extension on this PBX, so the board cannot call for you.")
-    if external:
-        return _("You are not allowed to call external numbers.")
-    return _("You are not allowed to start calls.")
-
-
 async def _over_call_limit(user: User, attempt: CallAttempt) -> bool:
     """Per-user limit across all web processes, counted from the call log itself.
 
@@ -167,13 +159,22 @@ class CallRefused(Exception):
         super().__init__(message)
         self.message, self.status = message, status
 
+    @classmethod
+    def by(cls, refusal: CallRefusal) -> "CallRefused":
+        return cls(refusal.reason, 403 if refusal.forbidden else 400)
+
+
+def _gate(membership: Membership, target: Extension | str | None = None) -> None:
+    """Membership.call_refusal, the one gate of every call path, as an exception."""
+    refusal = membership.call_refusal(target)
+    if refusal is not None:
+        raise CallRefused.by(refusal)
+
 
 async def _place(user: User, membership: Membership, callee: str, context: str) -> CallAttempt:
     """Call ``callee`` from the user's own extension; the caller's rights are checked."""
     own = membership.own_extension
     assert own is not None
-    if context != "global" and own.number == callee:
-        raise CallRefused(_("That is your own extension."), 400)
     attempt = await CallAttempt.objects.acreate(
         tenant=membership.tenant,
         user=user,
@@ -206,13 +207,8 @@ async def start_call(request: HtmxHttpRequest, account: str) -> HttpResponse:
     )
     if target is None:
         raise Http404
-    if not membership.may_call:
-        return _call_status(request, None, account, message=_no_call_reason(membership), status=403)
-    if target.pk == membership.own_extension_id:
-        return _call_status(
-            request, None, account, message=_("That is your own extension."), status=400
-        )
     try:
+        _gate(membership, target)
         attempt = await _place(user, membership, target.number, membership.tenant.account)
     except CallRefused as refused:
         return _call_status(request, None, account, message=refused.message, status=refused.status)
@@ -259,8 +255,7 @@ def _dial_target(user: User, membership: Membership, typed: str) -> tuple[str, s
     except phonenumbers.InvalidNumber as exc:
         raise CallRefused(str(exc), 400) from None
     if number.external:
-        if not membership.may_call_external:
-            raise CallRefused(_no_call_reason(membership, external=True), 403)
+        _gate(membership, number.digits)
         contact = (
             lookup_contacts(tenant, [number.digits]).get(number.digits)
             if membership.sees_call_details
@@ -278,10 +273,7 @@ def _dial_target(user: User, membership: Membership, typed: str) -> tuple[str, s
             % {"number": number.digits},
             400,
         )
-    if not membership.may_call:
-        raise CallRefused(_no_call_reason(membership), 403)
-    if target.pk == membership.own_extension_id:
-        raise CallRefused(_("That is your own extension."), 400)
+    _gate(membership, target)
     return target.number, tenant.account, ""
 
 
@@ -295,8 +287,7 @@ async def dial(request: HtmxHttpRequest, account: str) -> HttpResponse:
         raise Http404
     typed = request.POST.get("number", "")[: phonenumbers.INPUT_MAX * 2]
     try:
-        if not (membership.may_call or membership.may_call_external):
-            raise CallRefused(_no_call_reason(membership), 403)
+        _gate(membership)
         callee, context, name = await sync_to_async(_dial_target)(user, membership, typed)
         attempt = await _place(user, membership, callee, context)
     except CallRefused as refused:

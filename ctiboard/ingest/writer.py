@@ -25,6 +25,7 @@ from ctiboard.lib.bulk import update_rows
 from ctiboard.lib.metrics import EVENTS_INGESTED
 from ctiboard.live import publish
 from ctiboard.tenancy.models import ConnectionStatus, Extension, Tenant
+from ctiboard.webhooks import outbox
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class TenantState:
     tenant: Tenant | None = None
     extensions: dict[str, Extension] = field(default_factory=dict)
     calls: tracking.CallBook = field(default_factory=lambda: tracking.CallBook(0))
+    webhooks: outbox.Subscriptions = field(default_factory=lambda: outbox.Subscriptions(0))
     last_event_written: float = 0.0  # time.monotonic() of the last last_event_at write
 
 
@@ -66,6 +68,7 @@ def load_state(tenant_id: int) -> TenantState:
     for extension in Extension.objects.filter(tenant=tenant):
         state.extensions[extension.number] = extension
     state.calls = tracking.CallBook.load(tenant.pk, state.extensions)
+    state.webhooks = outbox.Subscriptions(tenant.pk)
     return state
 
 
@@ -150,9 +153,15 @@ def apply(state: TenantState, received: Sequence[StateEvent | CallEvent]) -> lis
         for number, extension in calls_changed.items():
             if tracking.show_current_call(state.calls, extension):
                 changed[number] = extension
-        state.calls.flush()
+        _flush_calls(state)
         _save(state, list(changed.values()), now, events_received=bool(received))
     return list(changed.values())
+
+
+def _flush_calls(state: TenantState) -> None:
+    """Write the changed call legs and queue what happened to them for the webhooks."""
+    state.calls.flush()
+    outbox.report(state.calls.take_happened(), state.webhooks)
 
 
 def apply_states(state: TenantState, received: list[StateEvent]) -> list[Extension]:
@@ -175,7 +184,7 @@ def reconcile_calls(state: TenantState) -> list[Extension]:
                 and tracking.show_current_call(state.calls, extension)
             ):
                 changed.append(extension)
-        state.calls.flush()
+        _flush_calls(state)
         _save(state, changed, now)
     return changed
 
@@ -197,7 +206,7 @@ def sweep_calls(state: TenantState, grace: float) -> list[Extension]:
                 state.calls, extension, quiet_since
             ) and tracking.show_current_call(state.calls, extension):
                 changed.append(extension)
-        state.calls.flush()
+        _flush_calls(state)
         _save(state, changed, now)
     return changed
 

@@ -1,6 +1,7 @@
 """Tenants (K-Accounts), their extensions with live state, and who may see what."""
 
 import copy
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -11,6 +12,7 @@ from django.core.validators import MinValueValidator, RegexValidator, URLValidat
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from ctiboard.cti.events import LINE_STATES, PRESENCES
@@ -374,6 +376,27 @@ class Membership(models.Model):
     def may_call_external(self) -> bool:
         return self.can_call_external and self.own_extension_id is not None
 
+    def call_refusal(self, target: "Extension | str | None" = None) -> "CallRefusal | None":
+        """The one gate of every call path: why this member may not call ``target`` (an
+        extension he sees, external digits, or None: any call at all), or None if he may."""
+        if target is None:
+            allowed = self.may_call or self.may_call_external
+        else:
+            allowed = self.may_call_external if isinstance(target, str) else self.may_call
+        if not allowed:
+            if self.own_extension_id is None:
+                reason = gettext(
+                    "You have no own extension on this PBX, so the board cannot call for you."
+                )
+            elif isinstance(target, str):
+                reason = gettext("You are not allowed to call external numbers.")
+            else:
+                reason = gettext("You are not allowed to start calls.")
+            return CallRefusal(reason, forbidden=True)
+        if isinstance(target, Extension) and target.pk == self.own_extension_id:
+            return CallRefusal(gettext("That is your own extension."), forbidden=False)
+        return None
+
     def describe_rights(self) -> str:
         """A readable one-line summary, for the audit log."""
         parts = [
@@ -403,6 +426,15 @@ class CallStatus(models.TextChoices):
     ANSWER = "answer", _("Connected")
     ENDED = "end", _("Ended")
     FAILED = "failed", _("Failed")
+
+
+@dataclass(frozen=True)
+class CallRefusal:
+    """Why a call is refused; ``forbidden``: by the member's rights (else the request makes
+    no sense, e.g. calling one's own extension)."""
+
+    reason: str
+    forbidden: bool
 
 
 class CallAttempt(models.Model):

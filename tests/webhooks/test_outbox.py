@@ -124,6 +124,6 @@ def test_a_running_worker_picks_up_a_new_webhook_after_the_reread_interval(
     webhook(company.tenant, URL)
     writer.apply(state, [call("u1", "answer", seconds=2)])
     assert queued() == []  # within the interval the worker goes by what it read
-    monkeypatch.setattr("ctiboard.calls.tracking.WEBHOOKS_REREAD", 0.0)
+    monkeypatch.setattr("ctiboard.webhooks.outbox.WEBHOOKS_REREAD", 0.0)
     writer.apply(state, [call("u1", "hangup", seconds=9)])
     assert queued() == [("ended", "u1", "100")]
