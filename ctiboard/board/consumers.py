@@ -21,21 +21,20 @@ from django.utils import translation
 
 from ctiboard.lib.wsframes import Frame, SocketWriter, writer_for
 from ctiboard.live.groups import user_group
-from ctiboard.tenancy.models import CallAttempt, Extension, Tenant
+from ctiboard.tenancy.models import CallAttempt, Extension, Tenant, membership_for
 
 from .fanout import fanout
 from .grid import BoardView, build_grid, partner_contacts
-from .incoming import Ring, ring_of
+from .grid_html import render_grid_messages, render_grid_version_oob
 from .pushes import RESYNC, Audience, Batch, changes_for
 from .rendering import (
     pack,
     render_call_oob,
-    render_grid_messages,
-    render_grid_version_oob,
     render_status_oob,
     render_tile,
 )
-from .viewer import Viewer, membership_for
+from .ringing import Ring, ring_of
+from .viewer import Viewer
 
 logger = logging.getLogger(__name__)
 

@@ -149,7 +149,7 @@ class Section:
     key: str
     title: str
     tiles: list[Tile] = field(default_factory=list)
-    # Rendering a page with rendering.render_spliced: the template gets a marker here, and
+    # Rendering a page with grid_html.render_spliced: the template gets a marker here, and
     # the tiles are put in its place after the template has rendered.
     splice_mark: str = ""
 

@@ -67,15 +67,6 @@ class Viewer:
         )
 
 
-def membership_for(user: Any, account: str) -> Membership | None:
-    return (
-        Membership.objects.of(user)
-        .select_related("tenant", "own_extension")
-        .filter(tenant__account=account)
-        .first()
-    )
-
-
 def visible_extensions(user: Any, tenant: Tenant) -> list[Extension]:
     """The user's extensions of this tenant, by ``Extension.objects.visible_to``, for tiles.
 

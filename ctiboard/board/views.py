@@ -25,15 +25,21 @@ from ctiboard.contacts.models import Contact
 from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.cti.client import CallNotFound, CTIError
 from ctiboard.lib import phonenumbers
-from ctiboard.tenancy.models import CallAttempt, CallRefusal, Extension, Membership, Tenant
+from ctiboard.tenancy.models import (
+    CallAttempt,
+    CallRefusal,
+    Extension,
+    Membership,
+    Tenant,
+    membership_for,
+)
 
 from . import forms
 from .consumers import favourites_changed
 from .grid import MODES, SORTS, BoardView, Grid, build_grid, line_choices, presence_choices
-from .incoming import ring_of
+from .grid_html import grid_context, render_spliced
 from .models import BoardPreference, Favourite
-from .rendering import grid_context, render_spliced
-from .viewer import membership_for
+from .ringing import ring_of
 
 
 class HtmxHttpRequest(HttpRequest):

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.conf import settings
 
+from ctiboard.lib.mount import PrefixMount
 from ctiboard.simulator.app import build_app
 from ctiboard.simulator.core import Simulator
 
@@ -23,3 +24,8 @@ def simulator_app() -> Any:
     if _app is None:
         _app = build_app(embedded_simulator())
     return _app
+
+
+def with_simulator(http: Any) -> PrefixMount:
+    """``http`` with the embedded simulator mounted under CTIBOARD_SIMULATOR_PREFIX."""
+    return PrefixMount(settings.CTIBOARD_SIMULATOR_PREFIX, simulator_app(), http)

@@ -428,6 +428,16 @@ class CallStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
+def membership_for(user: Any, account: str) -> Membership | None:
+    """The user's membership of the tenant with this account, or None."""
+    return (
+        Membership.objects.of(user)
+        .select_related("tenant", "own_extension")
+        .filter(tenant__account=account)
+        .first()
+    )
+
+
 @dataclass(frozen=True)
 class CallRefusal:
     """Why a call is refused; ``forbidden``: by the member's rights (else the request makes

@@ -6,16 +6,19 @@ import sys
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.asgi import get_asgi_application
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from ctiboard.cti.client import CTIClient
 from ctiboard.cti.events import ExtensionData
+from ctiboard.demo.embedded import embedded_simulator, with_simulator
 from ctiboard.ingest import writer
 from ctiboard.ingest.supervisor import Supervisor
 from ctiboard.lib.serve import serve
 from ctiboard.live import publish
+from ctiboard.ops.application import build_application
 from ctiboard.tenancy.models import Membership, Tenant
 from ctiboard.webhooks.dispatch import Dispatcher
 
@@ -43,9 +46,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         tenant = seed(api_base_url=f"http://127.0.0.1:{port}{settings.CTIBOARD_SIMULATOR_PREFIX}")
 
-        from ctiboard.asgi import application
-        from ctiboard.demo.embedded import embedded_simulator
-
+        application = build_application(with_simulator(get_asgi_application()))
         simulator = embedded_simulator()
         simulator.add_tenant(
             account=tenant.account,
