@@ -44,7 +44,7 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
     from django.test import Client
     from django.utils import timezone
 
-    from ctiboard.pbx.models import Extension, Membership, Tenant
+    from ctiboard.tenancy.models import Extension, Membership, Tenant
 
     if spec.get("migrate", True):
         call_command("migrate", interactive=False, verbosity=0)

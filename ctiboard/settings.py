@@ -49,13 +49,16 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "csp",
-    "ctiboard.pbx",
+    "ctiboard.tenancy",
+    "ctiboard.live",
     "ctiboard.calls",
+    "ctiboard.ingest",
     "ctiboard.board",
     "ctiboard.contacts",
     "ctiboard.history",
     "ctiboard.webhooks",
     "ctiboard.simulator",
+    "ctiboard.demo",
 ]
 
 MIDDLEWARE = [

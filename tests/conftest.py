@@ -11,8 +11,8 @@ from hypothesis import settings as hypothesis_settings
 
 from ctiboard.cti.client import CTIClient
 from ctiboard.cti.events import ExtensionData
-from ctiboard.pbx import store
-from ctiboard.pbx.models import Extension, Membership, Tenant
+from ctiboard.ingest import writer
+from ctiboard.tenancy.models import Extension, Membership, Tenant
 
 # Shared CI machines are slow and noisy: judge examples, not their speed.
 hypothesis_settings.register_profile("ctiboard", deadline=None)
@@ -159,8 +159,8 @@ def pbx_company(pbx: Pbx, db: None) -> Company:
         async with pbx.client() as client:
             return await client.extensions()
 
-    state = store.load_state(tenant.pk)
-    store.sync_extensions(state, asyncio.run(listed()))
+    state = writer.load_state(tenant.pk)
+    writer.sync_extensions(state, asyncio.run(listed()))
     return Company(tenant, list(Extension.objects.filter(tenant=tenant).order_by("number")))
 
 

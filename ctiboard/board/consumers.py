@@ -19,24 +19,22 @@ from django.http import HttpRequest, QueryDict
 from django.template.loader import render_to_string
 from django.utils import translation
 
-from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.lib.wsframes import Frame, SocketWriter, writer_for
-from ctiboard.pbx.events import user_group
-from ctiboard.pbx.models import CallAttempt, Extension, Tenant
+from ctiboard.live.groups import user_group
+from ctiboard.tenancy.models import CallAttempt, Extension, Tenant, membership_for
 
 from .fanout import fanout
 from .grid import BoardView, build_grid, partner_contacts
-from .incoming import Ring, ring_of
+from .grid_html import render_grid_messages, render_grid_version_oob
 from .pushes import RESYNC, Audience, Batch, changes_for
 from .rendering import (
     pack,
     render_call_oob,
-    render_grid_messages,
-    render_grid_version_oob,
     render_status_oob,
     render_tile,
 )
-from .viewer import Viewer, membership_for
+from .ringing import Ring, ring_of
+from .viewer import Viewer
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +128,7 @@ def render_incoming_oob(ring: Ring | None) -> str:
 
 class BoardConsumer(AsyncWebsocketConsumer):
     viewer: Viewer | None = None
+    tenant: Tenant | None = None
     visible: frozenset[int] = frozenset()
     tenant_id: int | None = None
     groups_joined: tuple[str, ...] = ()
@@ -181,6 +180,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
         # The tenant's batches through the process's one subscription (fanout), the user's
         # own events (rights, favourites, call progress) through this socket's channel.
         self.tenant_id = membership.tenant_id
+        self.tenant = membership.tenant
         await fanout().subscribe(membership.tenant_id, self)
         self.groups_joined = (user_group(user.pk),)
         for group in self.groups_joined:
@@ -396,9 +396,8 @@ class BoardConsumer(AsyncWebsocketConsumer):
         await self.send_everything()
 
     async def tenant_status(self, event: dict[str, Any]) -> None:
-        tenant = await Tenant.objects.filter(pk=event["tenant_id"]).afirst()
-        if tenant is not None:
-            self.emit(render_status_oob(tenant))
+        if self.tenant is not None and event["tenant_id"] == self.tenant.pk:
+            self.emit(render_status_oob(self.tenant.with_status(event["status"])))
 
     async def visibility_changed(self, event: dict[str, Any]) -> None:
         await self.send_everything()
@@ -407,18 +406,10 @@ class BoardConsumer(AsyncWebsocketConsumer):
         await self.send_everything()
 
     async def call_progress(self, event: dict[str, Any]) -> None:
-        if self.viewer is None:
+        if self.viewer is None or event["tenant_id"] != self.viewer.tenant.pk:
             return
-        attempt = await CallAttempt.objects.filter(
-            pk=event["attempt_id"], user_id=self.viewer.user_id, tenant=self.viewer.tenant
-        ).afirst()
-        if attempt is None:
-            return
-        contact = None
-        if attempt.callee_context == "global" and self.viewer.details:
-            contact = (
-                await database_sync_to_async(lookup_contacts)(self.viewer.tenant, [attempt.callee])
-            ).get(attempt.callee)
-        self.emit(
-            render_call_oob(attempt, self.viewer.tenant.account, contact.name if contact else "")
+        attempt = CallAttempt.from_payload(
+            self.viewer.tenant.pk, self.viewer.user_id, event["attempt"]
         )
+        partner_name = event["partner_name"] if self.viewer.details else ""
+        self.emit(render_call_oob(attempt, self.viewer.tenant.account, partner_name))

@@ -31,8 +31,8 @@ from typing import Any, Protocol
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
-from ctiboard.ops.metrics import observe_push
-from ctiboard.pbx.events import tenant_group
+from ctiboard.lib.metrics import observe_push
+from ctiboard.live.groups import tenant_group
 
 from .pushes import Batch, batch_of, merge
 

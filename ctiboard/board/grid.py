@@ -22,8 +22,8 @@ from django.utils.translation import gettext_lazy
 
 from ctiboard.contacts.models import Contact
 from ctiboard.contacts.models import lookup as lookup_contacts
-from ctiboard.pbx import states
-from ctiboard.pbx.models import Extension, ExtensionGroup, Membership
+from ctiboard.tenancy import states
+from ctiboard.tenancy.models import Extension, ExtensionGroup, Membership
 
 from .rendering import LINE_ORDER, render_tile, tile_scope
 from .viewer import Viewer, visible_extensions
@@ -149,7 +149,7 @@ class Section:
     key: str
     title: str
     tiles: list[Tile] = field(default_factory=list)
-    # Rendering a page with rendering.render_spliced: the template gets a marker here, and
+    # Rendering a page with grid_html.render_spliced: the template gets a marker here, and
     # the tiles are put in its place after the template has rendered.
     splice_mark: str = ""
 

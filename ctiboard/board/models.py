@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from ctiboard.pbx.models import Extension
+from ctiboard.tenancy.models import Extension
 
 
 class Favourite(models.Model):

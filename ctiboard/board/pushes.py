@@ -17,7 +17,7 @@ from django.utils import translation
 
 from ctiboard.contacts.models import Contact
 from ctiboard.lib.wsframes import Frame
-from ctiboard.pbx.models import Extension
+from ctiboard.tenancy.models import Extension
 
 from .rendering import pack, render_tile_oob
 from .viewer import Viewer

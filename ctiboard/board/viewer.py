@@ -5,7 +5,7 @@ from typing import Any
 
 from django.db.models.base import ModelState
 
-from ctiboard.pbx.models import Extension, Membership, Tenant
+from ctiboard.tenancy.models import Extension, Membership, Tenant
 
 # What a tile, the view's search/filters/sort and the own-phone banner read of an extension:
 # a board loads these columns only (not the API uuid, presence_since, ...).
@@ -65,15 +65,6 @@ class Viewer:
             self.details,
             extension.pk in self.favourites,
         )
-
-
-def membership_for(user: Any, account: str) -> Membership | None:
-    return (
-        Membership.objects.of(user)
-        .select_related("tenant", "own_extension")
-        .filter(tenant__account=account)
-        .first()
-    )
 
 
 def visible_extensions(user: Any, tenant: Tenant) -> list[Extension]:

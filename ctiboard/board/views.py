@@ -20,20 +20,26 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from ctiboard.calls import originate
 from ctiboard.contacts.models import Contact
 from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.cti.client import CallNotFound, CTIError
 from ctiboard.lib import phonenumbers
-from ctiboard.pbx import calls
-from ctiboard.pbx.models import CallAttempt, Extension, Membership, Tenant
+from ctiboard.tenancy.models import (
+    CallAttempt,
+    CallRefusal,
+    Extension,
+    Membership,
+    Tenant,
+    membership_for,
+)
 
 from . import forms
 from .consumers import favourites_changed
 from .grid import MODES, SORTS, BoardView, Grid, build_grid, line_choices, presence_choices
-from .incoming import ring_of
+from .grid_html import grid_context, render_spliced
 from .models import BoardPreference, Favourite
-from .rendering import grid_context, render_spliced
-from .viewer import membership_for
+from .ringing import ring_of
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -141,14 +147,6 @@ def _after_post(request: HtmxHttpRequest, response: HttpResponse, account: str) 
     return HttpResponseRedirect(reverse("board", args=[account]))
 
 
-def _no_call_reason(membership: Membership, *, external: bool = False) -> str:
-    if membership.own_extension_id is None:
-        return _("You have no own extension on this PBX, so the board cannot call for you.")
-    if external:
-        return _("You are not allowed to call external numbers.")
-    return _("You are not allowed to start calls.")
-
-
 async def _over_call_limit(user: User, attempt: CallAttempt) -> bool:
     """Per-user limit across all web processes, counted from the call log itself.
 
@@ -167,13 +165,22 @@ class CallRefused(Exception):
         super().__init__(message)
         self.message, self.status = message, status
 
+    @classmethod
+    def by(cls, refusal: CallRefusal) -> "CallRefused":
+        return cls(refusal.reason, 403 if refusal.forbidden else 400)
+
+
+def _gate(membership: Membership, target: Extension | str | None = None) -> None:
+    """Membership.call_refusal, the one gate of every call path, as an exception."""
+    refusal = membership.call_refusal(target)
+    if refusal is not None:
+        raise CallRefused.by(refusal)
+
 
 async def _place(user: User, membership: Membership, callee: str, context: str) -> CallAttempt:
     """Call ``callee`` from the user's own extension; the caller's rights are checked."""
     own = membership.own_extension
     assert own is not None
-    if context != "global" and own.number == callee:
-        raise CallRefused(_("That is your own extension."), 400)
     attempt = await CallAttempt.objects.acreate(
         tenant=membership.tenant,
         user=user,
@@ -184,7 +191,7 @@ async def _place(user: User, membership: Membership, callee: str, context: str) 
     if await _over_call_limit(user, attempt):
         await attempt.adelete()
         raise CallRefused(_("Too many calls in a short time. Please wait a minute."), 429)
-    return await calls.place(attempt, membership.tenant)
+    return await originate.place(attempt, membership.tenant)
 
 
 @login_required
@@ -206,13 +213,8 @@ async def start_call(request: HtmxHttpRequest, account: str) -> HttpResponse:
     )
     if target is None:
         raise Http404
-    if not membership.may_call:
-        return _call_status(request, None, account, message=_no_call_reason(membership), status=403)
-    if target.pk == membership.own_extension_id:
-        return _call_status(
-            request, None, account, message=_("That is your own extension."), status=400
-        )
     try:
+        _gate(membership, target)
         attempt = await _place(user, membership, target.number, membership.tenant.account)
     except CallRefused as refused:
         return _call_status(request, None, account, message=refused.message, status=refused.status)
@@ -259,8 +261,7 @@ def _dial_target(user: User, membership: Membership, typed: str) -> tuple[str, s
     except phonenumbers.InvalidNumber as exc:
         raise CallRefused(str(exc), 400) from None
     if number.external:
-        if not membership.may_call_external:
-            raise CallRefused(_no_call_reason(membership, external=True), 403)
+        _gate(membership, number.digits)
         contact = (
             lookup_contacts(tenant, [number.digits]).get(number.digits)
             if membership.sees_call_details
@@ -278,10 +279,7 @@ def _dial_target(user: User, membership: Membership, typed: str) -> tuple[str, s
             % {"number": number.digits},
             400,
         )
-    if not membership.may_call:
-        raise CallRefused(_no_call_reason(membership), 403)
-    if target.pk == membership.own_extension_id:
-        raise CallRefused(_("That is your own extension."), 400)
+    _gate(membership, target)
     return target.number, tenant.account, ""
 
 
@@ -295,8 +293,7 @@ async def dial(request: HtmxHttpRequest, account: str) -> HttpResponse:
         raise Http404
     typed = request.POST.get("number", "")[: phonenumbers.INPUT_MAX * 2]
     try:
-        if not (membership.may_call or membership.may_call_external):
-            raise CallRefused(_no_call_reason(membership), 403)
+        _gate(membership)
         callee, context, name = await sync_to_async(_dial_target)(user, membership, typed)
         attempt = await _place(user, membership, callee, context)
     except CallRefused as refused:
@@ -335,7 +332,7 @@ async def cancel_call(request: HtmxHttpRequest, account: str, attempt_id: int) -
     message = ""
     if attempt.cancellable:
         try:
-            await calls.cancel(attempt, attempt.tenant)
+            await originate.cancel(attempt, attempt.tenant)
             message = _("Cancelling…")
         except CallNotFound:
             message = _("The call had already ended.")

@@ -3,7 +3,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from ctiboard.pbx.admin_scope import TenantScopedAdmin
+from ctiboard.tenancy.admin_scope import TenantScopedAdmin
 
 from .models import ActiveCall, CallRecord
 

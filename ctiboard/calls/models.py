@@ -11,7 +11,7 @@ from datetime import datetime
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from ctiboard.pbx.models import Extension, Tenant
+from ctiboard.tenancy.models import Extension, Tenant
 
 
 class CallState(models.TextChoices):

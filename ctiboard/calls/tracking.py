@@ -1,7 +1,9 @@
 """Correlate call-stream events into active calls and finished call records.
 
-The ingest worker calls these inside its transactions (``ctiboard.pbx.store``); they write
-through the ORM and keep the worker's in-memory ``CallBook`` in step.
+The ingest worker calls these inside its transactions (``ctiboard.ingest.writer``); they write
+through the ORM and keep the worker's in-memory ``CallBook`` in step. What happened to the legs
+(rang, answered, ended) is collected as ``Happened`` facts; the writer hands them to the
+webhook outbox in the same transaction (calls knows nothing of webhooks).
 
 The rules, per leg (call uuid + extension; a hunt group rings several extensions under one
 uuid, an internal call has one uuid per extension):
@@ -32,6 +34,7 @@ uuid, an internal call has one uuid per extension):
   two streams can be apart) never touched a phone: it ends at its last event (``sweep_idle``).
 """
 
+import copy
 import logging
 import time
 from collections import OrderedDict
@@ -42,8 +45,7 @@ from django.db import connection
 
 from ctiboard.cti.events import CallEvent
 from ctiboard.lib.bulk import update_rows
-from ctiboard.pbx.models import Extension
-from ctiboard.webhooks import outbox as webhooks
+from ctiboard.tenancy.models import Extension
 
 from .models import ActiveCall, CallRecord, CallState, EndedBy, Outcome
 
@@ -89,10 +91,17 @@ ACTIVE_CALL_FIELDS = (
 # Late events come seconds or minutes after a leg ended, not thousands of calls later.
 REMEMBERED_RECORDS = 20_000
 RECENT_RECORDS = 5_000
-# Seconds a worker goes by the webhooks it read: one added or changed in the admin applies to
-# the calls of a busy PBX within this long (reading them for every batch was a tenth of the
-# worker's time, for tenants that mostly have none).
-WEBHOOKS_REREAD = 5.0
+
+RINGING, ANSWERED, ENDED = "ringing", "answered", "ended"
+
+
+@dataclass(frozen=True)
+class Happened:
+    """A leg rang, was answered or ended: the leg (or its record) as it was at that moment."""
+
+    event: str  # RINGING, ANSWERED or ENDED
+    leg: ActiveCall | CallRecord
+    at: datetime | None = None  # the answer's time; the leg's own time of the event if None
 
 
 @dataclass
@@ -117,9 +126,8 @@ class CallBook:
     recent: OrderedDict[Key, CallRecord] = field(default_factory=OrderedDict)
     # Legs ended (or reopened under a new id) since the last flush: their rows go.
     deleted: list[int] = field(default_factory=list)
-    # The tenant's webhooks, read when a call event needs them, at most every WEBHOOKS_REREAD.
-    _subscribers: list[webhooks.Subscriber] | None = None
-    _subscribers_read: float = 0.0
+    # Facts since the writer last took them (``take_happened``).
+    happened: list[Happened] = field(default_factory=list)
 
     @classmethod
     def load(cls, tenant_id: int, extensions: dict[str, Extension]) -> "CallBook":
@@ -186,12 +194,13 @@ class CallBook:
     def may_have_records_of(self, uuid: str) -> bool:
         return bool(self.recorded.get(uuid))
 
-    def subscribers(self) -> list[webhooks.Subscriber]:
-        now = time.monotonic()
-        if self._subscribers is None or now - self._subscribers_read >= WEBHOOKS_REREAD:
-            self._subscribers = webhooks.subscribers_of(self.tenant_id)
-            self._subscribers_read = now
-        return self._subscribers
+    def note(self, event: str, leg: ActiveCall | CallRecord, at: datetime | None = None) -> None:
+        # A copy: the leg changes further within the batch, the fact must not.
+        self.happened.append(Happened(event, copy.copy(leg), at))
+
+    def take_happened(self) -> list[Happened]:
+        happened, self.happened = self.happened, []
+        return happened
 
     def flush(self) -> None:
         """Inside the batch's transaction: write the legs changed since the last flush."""
@@ -341,11 +350,11 @@ def _update(
             call.started_at = at if call.started_at is None else min(call.started_at, at)
         if call.state == CallState.UNKNOWN:
             call.state = CallState.RINGING
-            webhooks.enqueue(webhooks.RINGING, call, subscribers=book.subscribers())
+            book.note(RINGING, call)
     elif state == "answer":
         call.state = CallState.IN_CALL
         if call.answered_at is None:
-            webhooks.enqueue(webhooks.ANSWERED, call, at=at, subscribers=book.subscribers())
+            book.note(ANSWERED, call, at)
         call.answered_at = at if call.answered_at is None else min(call.answered_at, at)
     elif state != "end":
         call.unknown_states = _noted(call.unknown_states, state or "(none)")
@@ -433,7 +442,7 @@ def _finish(
     )
     book.remember_record((call.uuid, call.extension.number))
     book.keep_record(record, call.extension.number)
-    webhooks.enqueue(webhooks.ENDED, record, subscribers=book.subscribers())
+    book.note(ENDED, record)
     if call.pk is not None:
         book.deleted.append(call.pk)
     book.forget(call)

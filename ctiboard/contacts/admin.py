@@ -10,8 +10,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from ctiboard.lib.phonenumbers import normalise
-from ctiboard.pbx.admin_scope import TenantScopedAdmin, administered_tenants
-from ctiboard.pbx.models import Tenant
+from ctiboard.tenancy.admin_scope import TenantScopedAdmin, administered_tenants
+from ctiboard.tenancy.models import Tenant
 
 from .importing import decode, import_csv
 from .models import Contact

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from ctiboard.lib import phonenumbers
-from ctiboard.pbx.models import Tenant
+from ctiboard.tenancy.models import Tenant
 
 from .models import Contact, key_for
 

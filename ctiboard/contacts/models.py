@@ -7,7 +7,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from ctiboard.lib import phonenumbers
-from ctiboard.pbx.models import Tenant
+from ctiboard.tenancy.models import Tenant
 
 
 class Contact(models.Model):

@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ctiboard.calls.models import Outcome
-from ctiboard.pbx.models import Extension, ExtensionGroup
+from ctiboard.tenancy.models import Extension, ExtensionGroup
 
 DIRECTIONS = [("", _("Any direction")), ("inbound", _("Inbound")), ("outbound", _("Outbound"))]
 

@@ -21,7 +21,7 @@ from ctiboard.calls.models import CallRecord, Outcome
 from ctiboard.contacts.models import Contact
 from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.lib import phonenumbers
-from ctiboard.pbx.models import Extension, ExtensionGroup, Membership, Tenant
+from ctiboard.tenancy.models import Extension, ExtensionGroup, Membership, Tenant
 
 from .forms import HistoryFilter
 

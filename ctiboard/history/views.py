@@ -16,8 +16,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 from django_htmx.middleware import HtmxDetails
 
-from ctiboard.board.viewer import membership_for
 from ctiboard.calls.models import CallRecord
+from ctiboard.tenancy.models import membership_for
 
 from . import queries
 from .forms import AnalyticsFilter, HistoryFilter, start_of

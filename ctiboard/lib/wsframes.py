@@ -31,6 +31,8 @@ import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
+from .metrics import SOCKET_WRITERS
+
 logger = logging.getLogger(__name__)
 
 ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -285,8 +287,6 @@ def daphne_protocol(send: Any) -> Any | None:
 
 
 def writer_for(scope: MutableMapping[str, Any], send: ASGISend) -> SocketWriter:
-    from ctiboard.ops.metrics import SOCKET_WRITERS
-
     protocol = scope.get(SCOPE_KEY)
     if protocol is not None:
         SOCKET_WRITERS.labels("direct").inc()

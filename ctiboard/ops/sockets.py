@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from .metrics import SOCKETS_OPEN
+from ctiboard.lib.metrics import SOCKETS_OPEN
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from ctiboard.pbx.leases import live_holders
-from ctiboard.pbx.models import Tenant
+from ctiboard.ingest.leases import live_holders
+from ctiboard.tenancy.models import Tenant
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from ctiboard.pbx.admin_scope import TenantScopedAdmin
+from ctiboard.tenancy.admin_scope import TenantScopedAdmin
 
 from .models import DeliveryStatus, Webhook, WebhookDelivery
 

@@ -9,7 +9,7 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from ctiboard.lib.secrets import EncryptedTextField
-from ctiboard.pbx.models import Extension, ExtensionGroup, Tenant
+from ctiboard.tenancy.models import Extension, ExtensionGroup, Tenant
 
 from . import payloads
 

@@ -1,13 +1,17 @@
-"""The transactional outbox: the ingest worker's call tracking writes a ``WebhookDelivery`` per
-matching webhook in the very transaction that stores the call state it reports. Nothing here
+"""The transactional outbox: the ingest worker writes a ``WebhookDelivery`` per matching
+webhook for what its call tracking saw happen, in the very transaction that stores the call
+state it reports. Nothing here
 talks to the network: a slow or dead endpoint cannot hold up the ingest (``dispatch`` sends).
 """
 
 import logging
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from ctiboard.calls.models import ActiveCall, CallRecord
+from ctiboard.calls.tracking import Happened
 
 from . import payloads
 from .models import EVENT_FLAGS, Event, Webhook, WebhookDelivery
@@ -55,6 +59,35 @@ def subscribers_of(tenant_id: int) -> list[Subscriber]:
         Subscriber(hook, frozenset(watched[hook.pk]) if hook.pk in watched else None)
         for hook in hooks
     ]
+
+
+# Seconds a worker goes by the webhooks it read: one added or changed in the admin applies to
+# the calls of a busy PBX within this long (reading them for every batch was a tenth of the
+# worker's time, for tenants that mostly have none).
+WEBHOOKS_REREAD = 5.0
+
+
+@dataclass
+class Subscriptions:
+    """A tenant's subscribers as the ingest worker last read them (at most every
+    WEBHOOKS_REREAD), read only when a call event needs them."""
+
+    tenant_id: int
+    _subscribers: list[Subscriber] | None = None
+    _read_at: float = 0.0
+
+    def current(self) -> list[Subscriber]:
+        now = time.monotonic()
+        if self._subscribers is None or now - self._read_at >= WEBHOOKS_REREAD:
+            self._subscribers = subscribers_of(self.tenant_id)
+            self._read_at = now
+        return self._subscribers
+
+
+def report(happened: Iterable[Happened], subscriptions: Subscriptions) -> None:
+    """Inside the ingest's transaction: queue what happened to call legs for the webhooks."""
+    for fact in happened:
+        enqueue(Event(fact.event), fact.leg, at=fact.at, subscribers=subscriptions.current())
 
 
 def enqueue(

@@ -151,7 +151,7 @@ def test_pbx_status_says_since_when_and_the_last_event_when_down(
 ) -> None:
     from datetime import UTC, datetime
 
-    from ctiboard.pbx.models import ConnectionStatus, Tenant
+    from ctiboard.tenancy.models import ConnectionStatus, Tenant
 
     Tenant.objects.filter(pk=company.tenant.pk).update(
         connection_status=ConnectionStatus.RECONNECTING,

@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.test import AsyncClient
 from django.urls import reverse
 
-from ctiboard.pbx.models import CallAttempt, CallStatus, Membership
+from ctiboard.tenancy.models import CallAttempt, CallStatus, Membership
 from tests.conftest import Company, Pbx, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,8 +11,8 @@ from django.test import Client
 
 from ctiboard.asgi import application
 from ctiboard.cti.events import StateEvent
-from ctiboard.pbx import store
-from ctiboard.pbx.models import Extension, Membership
+from ctiboard.ingest import writer
+from ctiboard.tenancy.models import Extension, Membership
 from tests.conftest import PASSWORD, Company
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,9 +43,9 @@ def state(number: str, line: str, presence: str = "available") -> StateEvent:
 
 async def apply(company: Company, *events: StateEvent) -> None:
     def write() -> None:
-        tenant_state = store.load_state(company.tenant.pk)
+        tenant_state = writer.load_state(company.tenant.pk)
         tenant_state.account = company.tenant.account
-        store.apply_states(tenant_state, list(events))
+        writer.apply_states(tenant_state, list(events))
 
     await sync_to_async(write)()
 
@@ -118,11 +118,11 @@ async def test_permission_change_reaches_an_open_socket(member: User, company: C
     await socket.receive_from()
 
     def grant_104() -> None:
-        from ctiboard.pbx import events
+        from ctiboard.live import publish
 
         membership = Membership.objects.get(user=member)
         membership.extensions.add(company.extensions[4])
-        events.visibility_changed(member.pk)
+        publish.visibility_changed(member.pk)
 
     await sync_to_async(grant_104)()
     resync = await socket.receive_from()
@@ -139,10 +139,10 @@ async def test_revoked_membership_closes_the_socket(member: User, company: Compa
     await socket.receive_from()
 
     def revoke() -> None:
-        from ctiboard.pbx import events
+        from ctiboard.live import publish
 
         Membership.objects.filter(user=member).delete()
-        events.visibility_changed(member.pk)
+        publish.visibility_changed(member.pk)
 
     await sync_to_async(revoke)()
     output = await socket.receive_output(timeout=2)
@@ -175,7 +175,7 @@ async def test_rights_changed_in_the_shell_reach_the_socket(member: User, compan
     await socket.receive_from()
 
     def grant_group() -> None:
-        from ctiboard.pbx.models import ExtensionGroup
+        from ctiboard.tenancy.models import ExtensionGroup
 
         group = ExtensionGroup.objects.create(tenant=company.tenant, name="Support")
         group.extensions.set(company.extensions[4:])
@@ -232,7 +232,7 @@ async def test_a_lost_message_is_noticed_and_repaired(owner: User, company: Comp
 
     def change_without_telling_anyone() -> None:
         # What a message lost on the way (a channel-layer reconnect) leaves behind.
-        from ctiboard.pbx.models import Tenant
+        from ctiboard.tenancy.models import Tenant
 
         tenant = Tenant.objects.get(pk=company.tenant.pk)
         Extension.objects.filter(pk=company.extensions[4].pk).update(

@@ -8,21 +8,21 @@ from django.test import Client
 from django.urls import reverse
 
 from ctiboard.contacts.models import Contact
-from ctiboard.pbx.models import CallAttempt, Membership, Tenant
+from ctiboard.tenancy.models import CallAttempt, Membership, Tenant
 from tests.board.test_board_views import login
 from tests.conftest import Company
 
 
 @pytest.fixture(autouse=True)
 def no_pbx(monkeypatch: pytest.MonkeyPatch) -> list[CallAttempt]:
-    """calls.place without a PBX: the attempt is accepted as it is."""
+    """originate.place without a PBX: the attempt is accepted as it is."""
     placed: list[CallAttempt] = []
 
     async def place(attempt: CallAttempt, tenant: Tenant) -> CallAttempt:
         placed.append(attempt)
         return attempt
 
-    monkeypatch.setattr("ctiboard.board.views.calls.place", place)
+    monkeypatch.setattr("ctiboard.board.views.originate.place", place)
     return placed
 
 

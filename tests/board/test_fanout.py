@@ -20,9 +20,9 @@ from ctiboard.board import consumers
 from ctiboard.board.fanout import FanOut, _coalesced, fanout
 from ctiboard.board.pushes import Audience, Batch, merge
 from ctiboard.cti.events import StateEvent
-from ctiboard.pbx import store
-from ctiboard.pbx.events import tenant_group
-from ctiboard.pbx.models import Extension, Tenant
+from ctiboard.ingest import writer
+from ctiboard.live.groups import tenant_group
+from ctiboard.tenancy.models import Extension, Tenant
 from tests.board.test_consumer import apply, session_cookie, state, tile_ids
 from tests.board.test_socket_sync import open_socket, receive_sync
 from tests.conftest import Company
@@ -84,9 +84,9 @@ async def apply_beside(company: Company, *events: StateEvent) -> None:
 
     def write() -> None:
         try:
-            tenant_state = store.load_state(company.tenant.pk)
+            tenant_state = writer.load_state(company.tenant.pk)
             tenant_state.account = company.tenant.account
-            store.apply_states(tenant_state, list(events))
+            writer.apply_states(tenant_state, list(events))
         finally:
             close_old_connections()
 

@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from ctiboard.pbx.models import CallAttempt, Membership
+from ctiboard.tenancy.models import CallAttempt, Membership
 from tests.board.test_consumer import apply, connect, state, tile_ids
 from tests.conftest import PASSWORD, Company, make_user
 
@@ -161,7 +161,7 @@ async def test_socket(persona: str, people: dict[str, User | None], company: Com
 
 
 def test_group_grants_visibility(company: Company) -> None:
-    from ctiboard.pbx.models import Extension, ExtensionGroup
+    from ctiboard.tenancy.models import Extension, ExtensionGroup
 
     user = make_user("grouped")
     membership = Membership.objects.create(user=user, tenant=company.tenant)
@@ -176,7 +176,7 @@ def test_group_grants_visibility(company: Company) -> None:
 
 
 def test_details_right_narrows_the_rule(people: dict[str, User | None], company: Company) -> None:
-    from ctiboard.pbx.models import Extension
+    from ctiboard.tenancy.models import Extension
 
     assert Extension.objects.visible_to(people["line_only"]).count() == 6
     assert Extension.objects.visible_to(people["line_only"], details=True).count() == 0

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from ctiboard.pbx.models import Extension, ExtensionGroup, Membership
+from ctiboard.tenancy.models import Extension, ExtensionGroup, Membership
 from tests.board.test_consumer import apply, connect, state, tile_ids
 from tests.conftest import PASSWORD, Company, make_user
 
@@ -121,13 +121,13 @@ def test_tenant_admin_cannot_send_the_stored_password_elsewhere(company: Company
 @pytest.mark.django_db(transaction=True)
 async def test_reactivated_extension_reappears(member: User, company: Company) -> None:
     from ctiboard.cti.events import ExtensionData
-    from ctiboard.pbx import store
+    from ctiboard.ingest import writer
 
     ext = company.extensions[2]  # visible to member
 
     def sync(numbers: set[str]) -> None:
-        st = store.load_state(company.tenant.pk)
-        store.sync_extensions(
+        st = writer.load_state(company.tenant.pk)
+        writer.sync_extensions(
             st,
             [
                 ExtensionData(number=e.number, name=e.name, uuid="")
@@ -189,7 +189,7 @@ async def test_parallel_calls_cannot_beat_the_rate_limit(company: Company) -> No
 
     from django.test import AsyncClient
 
-    from ctiboard.pbx.models import CallAttempt
+    from ctiboard.tenancy.models import CallAttempt
 
     def full_user() -> User:
         user = make_user("caller")

@@ -16,8 +16,9 @@ from ctiboard.board import consumers, grid, pushes
 from ctiboard.board.models import Favourite
 from ctiboard.board.rendering import MESSAGE_BUDGET
 from ctiboard.contacts.models import Contact
-from ctiboard.pbx import events, store
-from ctiboard.pbx.models import Extension, ExtensionGroup, Membership, Tenant
+from ctiboard.ingest import writer
+from ctiboard.live import publish
+from ctiboard.tenancy.models import Extension, ExtensionGroup, Membership, Tenant
 from tests.board.test_consumer import apply, session_cookie, state, tile_ids
 from tests.board.test_tiles_and_incoming import in_call
 from tests.calls.events import call, line
@@ -253,7 +254,7 @@ async def test_a_large_batch_of_changes_goes_in_parts(owner: User, company: Comp
             extension.line, extension.seq = "in-use", seq
             extension.save()
         Tenant.objects.filter(pk=tenant.pk).update(event_seq=changed[-1].seq)
-        events.extensions_changed(changed)
+        publish.extensions_changed(changed)
 
     await sync_to_async(change_all)()
     received: set[str] = set()
@@ -281,7 +282,6 @@ async def test_pushed_tiles_show_the_contact_the_worker_looked_up(
     """The worker looks up call partners once per batch; web processes never do for pushes."""
     await Contact.objects.acreate(tenant=company.tenant, name="Anna Kundin", number="030 123456")
     web_lookups: list[object] = []
-    monkeypatch.setattr(consumers, "lookup_contacts", lambda *a: web_lookups.append(a))
     monkeypatch.setattr(grid, "lookup_contacts", lambda *a: web_lookups.append(a) or {})
     cookie = await sync_to_async(session_cookie)(owner)
     sockets = [await open_socket(owner, company, cookie=cookie) for _ in range(5)]
@@ -292,7 +292,7 @@ async def test_pushed_tiles_show_the_contact_the_worker_looked_up(
     def call_comes_in() -> None:
         number = company.extensions[3].number
         event = call("u1", "ring", number, caller="4930123456")
-        store.apply(store.load_state(company.tenant.pk), [event])
+        writer.apply(writer.load_state(company.tenant.pk), [event])
 
     await sync_to_async(call_comes_in)()
     for socket in sockets:
@@ -318,8 +318,8 @@ async def test_sockets_of_equal_rights_share_one_render_of_a_batch(
         await receive_sync(socket)
 
     def lines_change() -> None:
-        store.apply(
-            store.load_state(company.tenant.pk),
+        writer.apply(
+            writer.load_state(company.tenant.pk),
             [line(company.extensions[n].number, "ringing", 1) for n in (1, 2)],
         )
 

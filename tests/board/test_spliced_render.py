@@ -1,5 +1,5 @@
 """The board page and its htmx grid with the tiles spliced in after rendering
-(rendering.render_spliced): byte for byte the page the template renders with the tiles in it."""
+(grid_html.render_spliced): byte for byte the page the template renders with the tiles in it."""
 
 import re
 
@@ -11,11 +11,10 @@ from django.test import RequestFactory
 from django_htmx.middleware import HtmxDetails
 
 from ctiboard.board.grid import BoardView, build_grid
+from ctiboard.board.grid_html import grid_context, render_spliced
 from ctiboard.board.models import Favourite
-from ctiboard.board.rendering import grid_context, render_spliced
-from ctiboard.board.viewer import membership_for
 from ctiboard.board.views import board_context
-from ctiboard.pbx.models import ExtensionGroup
+from ctiboard.tenancy.models import ExtensionGroup, membership_for
 from tests.board.test_board_views import tile_numbers
 from tests.conftest import Company
 

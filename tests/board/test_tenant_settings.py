@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from ctiboard.pbx.models import validate_crm_url_template
+from ctiboard.tenancy.models import validate_crm_url_template
 from tests.conftest import Company
 
 

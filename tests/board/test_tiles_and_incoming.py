@@ -10,8 +10,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ctiboard.contacts.models import Contact
-from ctiboard.pbx import events, store
-from ctiboard.pbx.models import Extension, Membership
+from ctiboard.ingest import writer
+from ctiboard.live import publish
+from ctiboard.tenancy.models import Extension, Membership
 from tests.board.test_board_views import login
 from tests.board.test_consumer import connect, tile_ids
 from tests.calls.events import REMOTE, call
@@ -108,7 +109,7 @@ async def test_the_socket_rings_the_own_phone_with_the_callers_name(
         # Through the worker's store, which looks up the caller in the phonebook.
         number = company.extensions[0].number
         event = call("u1", "ring" if state == "ringing" else "answer", number, caller=REMOTE)
-        store.apply(store.load_state(company.tenant.pk), [event])
+        writer.apply(writer.load_state(company.tenant.pk), [event])
 
     await sync_to_async(ring)("ringing")
     pushed = await socket.receive_from()
@@ -130,7 +131,7 @@ async def test_colleagues_ringing_do_not_ring_mine(owner: User, company: Company
     def ring() -> None:
         other = Extension.objects.get(pk=company.extensions[3].pk)
         in_call(other, "4930123456", state="ringing")
-        events.extensions_changed([other])
+        publish.extensions_changed([other])
 
     await sync_to_async(ring)()
     pushed = await socket.receive_from()
@@ -154,7 +155,7 @@ async def test_the_socket_follows_the_pages_view(owner: User, company: Company) 
     assert grid.count(" hidden") >= 5  # all but Person 3
     await socket.send_to(text_data='{"view": "?sort=status"}')
     assert await socket.receive_nothing(timeout=0.1)
-    await sync_to_async(events.visibility_changed)(owner.pk)
+    await sync_to_async(publish.visibility_changed)(owner.pk)
     grid = await socket.receive_from()
     assert 'data-sort="status"' in grid and len(tile_ids(grid)) == 6
     await socket.disconnect()

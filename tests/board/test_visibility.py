@@ -1,6 +1,6 @@
 from django.contrib.auth.models import AnonymousUser, User
 
-from ctiboard.pbx.models import Extension, Membership
+from ctiboard.tenancy.models import Extension, Membership
 from tests.conftest import Company
 
 

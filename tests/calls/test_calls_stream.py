@@ -11,9 +11,9 @@ from asgiref.sync import sync_to_async
 
 from ctiboard.calls.models import ActiveCall, CallRecord, CallState, EndedBy, Outcome
 from ctiboard.cti.events import CallEvent
-from ctiboard.pbx.models import Extension
+from ctiboard.tenancy.models import Extension
 from tests.conftest import Company, Pbx
-from tests.pbx.support import (
+from tests.ingest.support import (
     active_legs,
     call_log,
     control,

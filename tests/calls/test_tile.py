@@ -8,8 +8,8 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from ctiboard.board.rendering import render_tile_oob
-from ctiboard.board.viewer import Viewer, membership_for
-from ctiboard.pbx.models import Extension
+from ctiboard.board.viewer import Viewer
+from ctiboard.tenancy.models import Extension, membership_for
 from tests.conftest import Company
 
 pytestmark = pytest.mark.django_db

@@ -12,8 +12,8 @@ from django.test.utils import CaptureQueriesContext
 
 from ctiboard.calls.models import ActiveCall, CallRecord, CallState, EndedBy, Outcome
 from ctiboard.cti.events import CallEvent, StateEvent, parse_call
-from ctiboard.pbx import store
-from ctiboard.pbx.models import Extension
+from ctiboard.ingest import writer
+from ctiboard.tenancy.models import Extension
 from tests.calls.events import REMOTE, T0, at, call, line  # noqa: F401
 from tests.conftest import Company
 
@@ -21,19 +21,19 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def state(company: Company) -> store.TenantState:
-    return store.load_state(company.tenant.pk)
+def state(company: Company) -> writer.TenantState:
+    return writer.load_state(company.tenant.pk)
 
 
-def feed(state: store.TenantState, *events: CallEvent | StateEvent) -> list[Extension]:
-    return store.apply(state, list(events))
+def feed(state: writer.TenantState, *events: CallEvent | StateEvent) -> list[Extension]:
+    return writer.apply(state, list(events))
 
 
 def the_record(uuid: str, ext: str = "100") -> CallRecord:
     return CallRecord.objects.get(uuid=uuid, extension__number=ext)
 
 
-def test_ring_answer_hangup(state: store.TenantState) -> None:
+def test_ring_answer_hangup(state: writer.TenantState) -> None:
     feed(state, call("u1", "ring", seconds=0))
     ext = Extension.objects.get(tenant_id=state.tenant_id, number="100")
     assert (ext.call_state, ext.call_partner, ext.call_direction, ext.call_since) == (
@@ -76,7 +76,7 @@ def test_ring_answer_hangup(state: store.TenantState) -> None:
     ],
 )
 def test_the_error_of_an_unanswered_leg_decides_its_outcome(
-    state: store.TenantState, error: str, direction: str, outcome: Outcome
+    state: writer.TenantState, error: str, direction: str, outcome: Outcome
 ) -> None:
     feed(
         state,
@@ -87,7 +87,7 @@ def test_the_error_of_an_unanswered_leg_decides_its_outcome(
     assert (record.outcome, record.error, record.ring_seconds) == (outcome, error, 3.0)
 
 
-def test_a_click_to_dial_end_error_is_kept_for_the_hangup(state: store.TenantState) -> None:
+def test_a_click_to_dial_end_error_is_kept_for_the_hangup(state: writer.TenantState) -> None:
     feed(
         state,
         call("u1", "caller-dial", direction="outbound", seconds=0),
@@ -98,7 +98,7 @@ def test_a_click_to_dial_end_error_is_kept_for_the_hangup(state: store.TenantSta
     assert the_record("u1").outcome == Outcome.BUSY
 
 
-def test_unanswered_legs_without_error(state: store.TenantState) -> None:
+def test_unanswered_legs_without_error(state: writer.TenantState) -> None:
     feed(
         state,
         call("in", "ring", "100", 0),
@@ -110,7 +110,7 @@ def test_unanswered_legs_without_error(state: store.TenantState) -> None:
     assert the_record("out", "101").outcome == Outcome.NOT_ANSWERED
 
 
-def test_bridge_is_kept_raw_and_decides_nothing(state: store.TenantState) -> None:
+def test_bridge_is_kept_raw_and_decides_nothing(state: writer.TenantState) -> None:
     feed(state, call("u1", "bridge", seconds=1))
     leg = ActiveCall.objects.get(uuid="u1")
     assert (leg.state, leg.raw_state, leg.unknown_states) == (CallState.UNKNOWN, "bridge", "bridge")
@@ -139,7 +139,7 @@ def test_bridge_is_kept_raw_and_decides_nothing(state: store.TenantState) -> Non
     )
 
 
-def test_dial_and_ring_after_answer_never_go_back_to_ringing(state: store.TenantState) -> None:
+def test_dial_and_ring_after_answer_never_go_back_to_ringing(state: writer.TenantState) -> None:
     out = {"direction": "outbound"}
     feed(
         state,
@@ -165,7 +165,7 @@ def test_dial_and_ring_after_answer_never_go_back_to_ringing(state: store.Tenant
     )
 
 
-def test_caller_answer_alone_is_not_an_answered_call(state: store.TenantState) -> None:
+def test_caller_answer_alone_is_not_an_answered_call(state: writer.TenantState) -> None:
     out = {"direction": "outbound"}
     feed(
         state,
@@ -177,7 +177,7 @@ def test_caller_answer_alone_is_not_an_answered_call(state: store.TenantState) -
 
 
 @pytest.mark.parametrize("answer_first", [False, True])
-def test_hunt_group_legs_answered_elsewhere(state: store.TenantState, answer_first: bool) -> None:
+def test_hunt_group_legs_answered_elsewhere(state: writer.TenantState, answer_first: bool) -> None:
     rings = [call("h", "ring", ext, 0) for ext in ("100", "101", "102")]
     drops = [call("h", "hangup", ext, 3) for ext in ("100", "102")]
     answer = [call("h", "answer", "101", 3)]
@@ -192,7 +192,7 @@ def test_hunt_group_legs_answered_elsewhere(state: store.TenantState, answer_fir
     }
 
 
-def test_answer_without_prior_events_starts_an_in_call_leg(state: store.TenantState) -> None:
+def test_answer_without_prior_events_starts_an_in_call_leg(state: writer.TenantState) -> None:
     feed(state, call("u1", "answer", seconds=10), call("u1", "hangup", seconds=40))
     record = the_record("u1")
     assert (record.outcome, record.started_at, record.ring_seconds, record.talk_seconds) == (
@@ -203,7 +203,7 @@ def test_answer_without_prior_events_starts_an_in_call_leg(state: store.TenantSt
     )
 
 
-def test_hangup_without_prior_events_is_recorded_as_unknown(state: store.TenantState) -> None:
+def test_hangup_without_prior_events_is_recorded_as_unknown(state: writer.TenantState) -> None:
     feed(state, call("u1", "hangup", seconds=10))
     record = the_record("u1")
     assert (record.outcome, record.partner, record.ring_seconds, record.talk_seconds) == (
@@ -215,7 +215,7 @@ def test_hangup_without_prior_events_is_recorded_as_unknown(state: store.TenantS
 
 
 def test_an_idle_line_ends_a_dangling_leg_and_a_late_hangup_refines_it(
-    state: store.TenantState,
+    state: writer.TenantState,
 ) -> None:
     feed(state, call("u1", "ring", seconds=0), call("u1", "answer", seconds=2))
     # A state from before the last call event must not end the leg (streams race).
@@ -237,7 +237,7 @@ def test_an_idle_line_ends_a_dangling_leg_and_a_late_hangup_refines_it(
     assert not ActiveCall.objects.exists()
 
 
-def test_a_leg_ended_by_an_idle_line_reopens_on_newer_events(state: store.TenantState) -> None:
+def test_a_leg_ended_by_an_idle_line_reopens_on_newer_events(state: writer.TenantState) -> None:
     feed(state, call("u1", "ring", seconds=0), line("100", "idle", 1))
     assert the_record("u1").ended_by == EndedBy.LINE_IDLE
     feed(state, call("u1", "answer", seconds=2))
@@ -246,7 +246,7 @@ def test_a_leg_ended_by_an_idle_line_reopens_on_newer_events(state: store.Tenant
     assert (leg.state, leg.started_at) == (CallState.IN_CALL, T0)
 
 
-def test_late_events_of_a_finished_leg_only_refine_its_record(state: store.TenantState) -> None:
+def test_late_events_of_a_finished_leg_only_refine_its_record(state: writer.TenantState) -> None:
     # The overlap of two call streams during a renewal may deliver an event twice, late.
     feed(state, call("u1", "answer", seconds=2), call("u1", "hangup", seconds=10))
     feed(state, call("u1", "ring", seconds=0), call("u1", "answer", seconds=2))
@@ -255,20 +255,20 @@ def test_late_events_of_a_finished_leg_only_refine_its_record(state: store.Tenan
     assert (record.started_at, record.ring_seconds, record.talk_seconds) == (T0, 2.0, 8.0)
 
 
-def test_reconcile_after_a_call_stream_gap(state: store.TenantState) -> None:
+def test_reconcile_after_a_call_stream_gap(state: writer.TenantState) -> None:
     feed(state, call("u1", "ring", seconds=0), call("u2", "ring", "101", 0))
     feed(state, line("100", "idle", 5), line("101", "ringing", 5))
     # (the idle event above already ended u1; u2's line still rings)
     assert set(ActiveCall.objects.values_list("uuid", flat=True)) == {"u2"}
     state.extensions["101"].line = "idle"  # as if stored while the call stream was away
     state.extensions["101"].line_since = T0 + timedelta(seconds=6)
-    changed = store.reconcile_calls(state)
+    changed = writer.reconcile_calls(state)
     assert [e.number for e in changed] == ["101"]
     assert not ActiveCall.objects.exists()
     assert the_record("u2", "101").ended_by == EndedBy.LINE_IDLE
 
 
-def test_writes_are_idempotent(state: store.TenantState) -> None:
+def test_writes_are_idempotent(state: writer.TenantState) -> None:
     batch = [call("u1", "ring", seconds=0), call("u1", "answer", seconds=1)]
     assert feed(state, *batch)
     seq = state.seq
@@ -281,7 +281,7 @@ def test_writes_are_idempotent(state: store.TenantState) -> None:
 
 
 def test_each_tile_change_takes_the_next_sequence_number(
-    state: store.TenantState, company: Company
+    state: writer.TenantState, company: Company
 ) -> None:
     seq = state.seq
     changed = feed(state, call("u1", "ring", "100", 0), call("u2", "ring", "101", 0))
@@ -298,7 +298,7 @@ def test_each_tile_change_takes_the_next_sequence_number(
     assert (again.call_state, again.call_since) == ("ringing", T0)
 
 
-def test_in_a_call_is_shown_before_another_ringing_call(state: store.TenantState) -> None:
+def test_in_a_call_is_shown_before_another_ringing_call(state: writer.TenantState) -> None:
     feed(state, call("u1", "ring", seconds=0), call("u1", "answer", seconds=1))
     feed(state, call("u2", "ring", seconds=5, caller="4989111"))
     ext = Extension.objects.get(number="100", tenant_id=state.tenant_id)
@@ -308,7 +308,7 @@ def test_in_a_call_is_shown_before_another_ringing_call(state: store.TenantState
     assert (ext.call_state, ext.call_partner) == (CallState.RINGING, "4989111")
 
 
-def test_unattributable_and_foreign_events_are_skipped(state: store.TenantState) -> None:
+def test_unattributable_and_foreign_events_are_skipped(state: writer.TenantState) -> None:
     feed(
         state,
         parse_call({"uuid": "u1", "state": "ring"}),  # no extension
@@ -322,13 +322,13 @@ def test_unattributable_and_foreign_events_are_skipped(state: store.TenantState)
 # --- after a restart, and what a batch writes ---------------------------------------------
 
 
-def restarted(state: store.TenantState) -> store.TenantState:
+def restarted(state: writer.TenantState) -> writer.TenantState:
     """The worker's state as a new worker process loads it."""
-    return store.load_state(state.tenant_id)
+    return writer.load_state(state.tenant_id)
 
 
 def test_late_events_refine_a_record_from_before_the_worker_started(
-    state: store.TenantState,
+    state: writer.TenantState,
 ) -> None:
     feed(state, call("u1", "answer", seconds=2), call("u1", "hangup", seconds=10))
     state = restarted(state)
@@ -338,7 +338,7 @@ def test_late_events_refine_a_record_from_before_the_worker_started(
 
 
 def test_a_leg_ended_by_an_idle_line_reopens_after_the_worker_restarted(
-    state: store.TenantState,
+    state: writer.TenantState,
 ) -> None:
     feed(state, call("u1", "ring", seconds=0), line("100", "idle", 1))
     state = restarted(state)
@@ -355,7 +355,7 @@ def test_a_leg_ended_by_an_idle_line_reopens_after_the_worker_restarted(
 
 
 def test_a_hangup_never_overwrites_a_record_the_worker_forgot(
-    state: store.TenantState, monkeypatch: pytest.MonkeyPatch
+    state: writer.TenantState, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     feed(state, call("u1", "ring", seconds=0), call("u1", "answer", seconds=1))
     feed(state, call("u1", "hangup", seconds=31))
@@ -377,7 +377,7 @@ def activecall_statements(queries: CaptureQueriesContext) -> list[str]:
     ]
 
 
-def test_a_batch_writes_its_legs_once(state: store.TenantState) -> None:
+def test_a_batch_writes_its_legs_once(state: writer.TenantState) -> None:
     uuids = [f"u{i}" for i in range(20)]
     with CaptureQueriesContext(connection) as queries:
         feed(state, *(call(uuid, "ring", seconds=0) for uuid in uuids))
@@ -394,7 +394,7 @@ def test_a_batch_writes_its_legs_once(state: store.TenantState) -> None:
 
 
 def test_a_leg_that_starts_and_ends_in_one_batch_never_becomes_an_active_row(
-    state: store.TenantState,
+    state: writer.TenantState,
 ) -> None:
     with CaptureQueriesContext(connection) as queries:
         feed(state, call("u1", "ring", seconds=0), call("u1", "hangup", seconds=5))
@@ -402,7 +402,7 @@ def test_a_leg_that_starts_and_ends_in_one_batch_never_becomes_an_active_row(
     assert the_record("u1").outcome == Outcome.MISSED
 
 
-def test_a_batch_of_call_events_reads_the_webhooks_once(state: store.TenantState) -> None:
+def test_a_batch_of_call_events_reads_the_webhooks_once(state: writer.TenantState) -> None:
     with CaptureQueriesContext(connection) as queries:
         feed(
             state,
@@ -413,7 +413,7 @@ def test_a_batch_of_call_events_reads_the_webhooks_once(state: store.TenantState
 
 
 def test_the_hangup_after_an_idle_line_refines_the_record_without_reading_it(
-    state: store.TenantState,
+    state: writer.TenantState,
 ) -> None:
     feed(state, call("u1", "ring", seconds=0), call("u1", "answer", seconds=2))
     feed(state, line("100", "idle", 20))

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from ctiboard.contacts.importing import decode, import_csv
 from ctiboard.contacts.models import Contact, lookup
-from ctiboard.pbx.models import Membership
+from ctiboard.tenancy.models import Membership
 from tests.conftest import PASSWORD, Company, make_user
 
 

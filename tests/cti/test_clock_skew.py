@@ -27,9 +27,9 @@ from ctiboard.cti.client import (
     _Pacing,
 )
 from ctiboard.cti.events import StateEvent
-from ctiboard.pbx.models import ConnectionStatus
+from ctiboard.tenancy.models import ConnectionStatus
 from tests.conftest import Company, Pbx
-from tests.pbx.support import control, converged, eventually, running, status
+from tests.ingest.support import control, converged, eventually, running, status
 
 TEN_MINUTES = 600.0
 SKEWS = [pytest.param(TEN_MINUTES, id="ahead"), pytest.param(-TEN_MINUTES, id="behind")]

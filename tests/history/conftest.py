@@ -1,1 +1,1 @@
-from tests.pbx.support import tracebacks  # noqa: F401  (a fixture)
+from tests.ingest.support import tracebacks  # noqa: F401  (a fixture)

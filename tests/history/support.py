@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from ctiboard.calls.models import CallRecord, EndedBy, Outcome
-from ctiboard.pbx.models import Extension
+from ctiboard.tenancy.models import Extension
 from tests.conftest import Company
 
 REMOTE = "4930123456"

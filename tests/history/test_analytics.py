@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from ctiboard.calls.models import Outcome
 from ctiboard.history.forms import start_of
-from ctiboard.pbx.models import ExtensionGroup
+from ctiboard.tenancy.models import ExtensionGroup
 from tests.conftest import Company
 from tests.history.support import extension, make_record
 

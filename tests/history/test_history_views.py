@@ -14,7 +14,7 @@ from ctiboard.calls.models import Outcome
 from ctiboard.contacts.models import Contact
 from ctiboard.history.forms import start_of
 from ctiboard.history.views import PAGE_SIZE
-from ctiboard.pbx.models import CallAttempt, Membership
+from ctiboard.tenancy.models import CallAttempt, Membership
 from tests.conftest import Company
 from tests.history.support import REMOTE, csv_of, extension, make_record
 

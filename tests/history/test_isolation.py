@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from django.test import AsyncClient, Client
 from django.urls import reverse
 
-from ctiboard.pbx.models import Membership
+from ctiboard.tenancy.models import Membership
 from tests.conftest import Company, make_user
 from tests.history.support import csv_of, make_record
 

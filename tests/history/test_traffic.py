@@ -11,10 +11,10 @@ from django.urls import reverse
 
 from ctiboard.calls.models import CallRecord, CallState
 from ctiboard.cti.events import CallEvent
-from ctiboard.pbx.models import Extension, Membership
+from ctiboard.tenancy.models import Extension, Membership
 from tests.conftest import Company, Pbx, make_user
 from tests.history.support import csv_of
-from tests.pbx.support import call_log, control, converged, eventually, running
+from tests.ingest.support import call_log, control, converged, eventually, running
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

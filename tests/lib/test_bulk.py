@@ -22,7 +22,7 @@ from pytest_django import DjangoDbBlocker
 from bench.procs import postgres_admin
 from ctiboard.lib import bulk
 from ctiboard.lib.bulk import update_rows
-from ctiboard.pbx.models import Extension, ExtensionGroup, Tenant
+from ctiboard.tenancy.models import Extension, ExtensionGroup, Tenant
 from tests.conftest import Company
 
 WHEN = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)

@@ -15,10 +15,10 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from ctiboard.asgi import application
+from ctiboard.ingest.leases import Leases
+from ctiboard.lib.metrics import SOCKETS_OPEN
 from ctiboard.ops.logs import JsonFormatter
-from ctiboard.ops.metrics import SOCKETS_OPEN
 from ctiboard.ops.sockets import CLOSE_SERVICE_RESTART
-from ctiboard.pbx.leases import Leases
 from tests.conftest import PASSWORD, Company, make_company
 
 REPO = Path(__file__).resolve().parents[2]

@@ -235,7 +235,7 @@ import json, sys
 import django
 django.setup()
 from django.contrib.auth.models import User
-from ctiboard.pbx.models import Extension, Membership, Tenant
+from ctiboard.tenancy.models import Extension, Membership, Tenant
 
 spec = json.loads(sys.argv[1])
 user = User.objects.create_user(username=spec["username"], password=spec["password"])

@@ -26,7 +26,7 @@ import sys
 import django
 django.setup()
 from django.contrib.auth.models import User
-from ctiboard.pbx.models import Tenant
+from ctiboard.tenancy.models import Tenant
 Tenant.objects.filter(account=sys.argv[1]).delete()
 User.objects.filter(username=sys.argv[2]).delete()
 """

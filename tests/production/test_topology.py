@@ -291,6 +291,6 @@ def test_production_topology(topology: Topology) -> None:
         # LOG_FORMAT=json: each log record is one line holding one JSON object.
         entries = [json.loads(line) for line in w2.output().splitlines() if line.startswith("{")]
         assert any(
-            e["logger"] == "ctiboard.pbx.ingest" and "streaming from" in e["message"]
+            e["logger"] == "ctiboard.ingest.supervisor" and "streaming from" in e["message"]
             for e in entries
         )

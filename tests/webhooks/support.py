@@ -9,8 +9,8 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from ctiboard.cti.events import CallEvent, StateEvent
-from ctiboard.pbx import store
-from ctiboard.pbx.models import Tenant
+from ctiboard.ingest import writer
+from ctiboard.tenancy.models import Tenant
 from ctiboard.webhooks.dispatch import Dispatcher
 from ctiboard.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
 from tests.calls.events import REMOTE, T0, at, call, line  # noqa: F401
@@ -21,7 +21,7 @@ SECRET = "a-shared-secret-for-tests"
 def feed(tenant: Tenant, *events: CallEvent | StateEvent) -> None:
     """Through the worker's store, as the ingest writes them (fresh state each time is fine:
     the tracking reloads active legs from the database)."""
-    store.apply(store.load_state(tenant.pk), list(events))
+    writer.apply(writer.load_state(tenant.pk), list(events))
 
 
 def full_call(tenant: Tenant, uuid: str, ext: str = "100", start: float = 0) -> None:

@@ -5,7 +5,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from ctiboard.pbx.models import Membership
+from ctiboard.tenancy.models import Membership
 from ctiboard.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
 from tests.conftest import Company, make_user
 from tests.webhooks.support import SECRET, full_call, webhook

@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from ctiboard.calls.models import CallRecord, Outcome
 from ctiboard.webhooks.models import DeliveryStatus, WebhookDelivery
 from tests.conftest import Company, Pbx
-from tests.pbx.support import control, converged, eventually, running
+from tests.ingest.support import control, converged, eventually, running
 from tests.webhooks.receiver import receiving
 from tests.webhooks.support import REMOTE, all_delivered, dispatching, webhook
 

@@ -5,8 +5,8 @@ import json
 import pytest
 from django.db import transaction
 
-from ctiboard.pbx import store
-from ctiboard.pbx.models import ExtensionGroup
+from ctiboard.ingest import writer
+from ctiboard.tenancy.models import ExtensionGroup
 from ctiboard.webhooks.models import DeliveryStatus, WebhookDelivery
 from tests.conftest import Company
 from tests.webhooks.support import REMOTE, call, feed, full_call, line, webhook
@@ -119,11 +119,11 @@ def test_query_template_renders_into_the_url(company: Company) -> None:
 def test_a_running_worker_picks_up_a_new_webhook_after_the_reread_interval(
     company: Company, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    state = store.load_state(company.tenant.pk)
-    store.apply(state, [call("u1", "ring", seconds=0)])  # reads the webhooks: none
+    state = writer.load_state(company.tenant.pk)
+    writer.apply(state, [call("u1", "ring", seconds=0)])  # reads the webhooks: none
     webhook(company.tenant, URL)
-    store.apply(state, [call("u1", "answer", seconds=2)])
+    writer.apply(state, [call("u1", "answer", seconds=2)])
     assert queued() == []  # within the interval the worker goes by what it read
-    monkeypatch.setattr("ctiboard.calls.tracking.WEBHOOKS_REREAD", 0.0)
-    store.apply(state, [call("u1", "hangup", seconds=9)])
+    monkeypatch.setattr("ctiboard.webhooks.outbox.WEBHOOKS_REREAD", 0.0)
+    writer.apply(state, [call("u1", "hangup", seconds=9)])
     assert queued() == [("ended", "u1", "100")]

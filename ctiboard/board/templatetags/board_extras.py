@@ -5,7 +5,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 
 from ctiboard.lib.phonenumbers import display
-from ctiboard.pbx.models import CallAttempt
+from ctiboard.tenancy.models import CallAttempt
 
 register = template.Library()
 

@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from ctiboard.calls.models import CallRecord
-from ctiboard.pbx.models import Tenant
+from ctiboard.tenancy.models import Tenant
 from ctiboard.webhooks.models import DeliveryStatus, WebhookDelivery
 
 # Rows per DELETE: short transactions, so the ingest worker's writes never wait long.

@@ -1,0 +1,98 @@
+"""Everything the board learns live goes out from here, after the database has committed.
+
+Recipients are explicit: extension changes go to the tenant's group and each socket keeps
+only what ``Extension.objects.visible_to`` lets its user see; call progress and permission
+changes go to the one user they concern. Each message carries what the sockets show (ids and
+plain data): a socket renders it without reading the database.
+"""
+
+import json
+import secrets
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from ctiboard.lib.metrics import SENT_AT, stamp
+from ctiboard.tenancy.models import Extension
+
+from .groups import ingest_group, tenant_group, user_group
+
+
+class PhonebookEntry(Protocol):
+    """What a tile shows of a call partner's phonebook entry (contacts.Contact has it)."""
+
+    name: str
+    vip: bool
+
+
+def _send_after_commit(group: str, message: dict[str, Any]) -> None:
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(group, {**message, SENT_AT: stamp()})
+
+    transaction.on_commit(send, robust=True)
+
+
+def extensions_changed(
+    extensions: list[Extension], contacts: Mapping[str, PhonebookEntry] | None = None
+) -> None:
+    """Tiles of these extensions must be redrawn on every socket that may see them.
+
+    ``contacts``: phonebook entries of their call partners by number; the sockets show them
+    only to viewers with the call details right."""
+    by_tenant: dict[int, list[dict[str, Any]]] = {}
+    for extension in extensions:
+        payload = extension.to_payload()
+        contact = contacts.get(extension.call_partner) if contacts else None
+        if contact is not None:
+            payload["contact"] = [contact.name, contact.vip]
+        by_tenant.setdefault(extension.tenant_id, []).append(payload)
+    for tenant_id, payloads in by_tenant.items():
+        # Named, so that web processes decode and render it once for all their sockets; as
+        # one JSON string, which the in-memory layer's copy per socket does not have to copy.
+        _send_after_commit(
+            tenant_group(tenant_id),
+            {
+                "type": "extensions.changed",
+                "batch": secrets.token_hex(8),
+                "tiles": json.dumps(payloads, separators=(",", ":")),
+            },
+        )
+
+
+def resync_requested(tenant_id: int) -> None:
+    """Ask the worker streaming this tenant to re-sync its extension list now."""
+    _send_after_commit(ingest_group(tenant_id), {"type": "ingest.resync", "tenant_id": tenant_id})
+
+
+def tenant_status_changed(tenant_id: int, status: dict[str, Any]) -> None:
+    """The tenant's PBX status pill changed; ``status`` is ``Tenant.status_payload()``."""
+    _send_after_commit(
+        tenant_group(tenant_id),
+        {"type": "tenant.status", "tenant_id": tenant_id, "status": status},
+    )
+
+
+def visibility_changed(user_id: int) -> None:
+    """The user's rights changed: his open sockets recompute what they show."""
+    _send_after_commit(user_group(user_id), {"type": "visibility.changed"})
+
+
+def call_progress(
+    user_id: int, tenant_id: int, attempt: dict[str, Any], partner_name: str = ""
+) -> None:
+    """A click-to-call of this user went on; ``attempt`` is ``CallAttempt.to_payload()``,
+    ``partner_name`` the callee's phonebook name (shown only with the call details right)."""
+    _send_after_commit(
+        user_group(user_id),
+        {
+            "type": "call.progress",
+            "tenant_id": tenant_id,
+            "attempt": attempt,
+            "partner_name": partner_name,
+        },
+    )

@@ -1,0 +1,512 @@
+import asyncio
+import copy
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from ctiboard.cti.client import CTIClient, CTIError
+
+from .admin_scope import TenantScopedAdmin, administered_tenants
+from .models import (
+    NFON_API_URL,
+    AuditAction,
+    AuditEntry,
+    CallAttempt,
+    Extension,
+    ExtensionGroup,
+    Membership,
+    Tenant,
+)
+from .signals import resync_requested
+
+# Filters offer only values present in the (tenant-scoped) list, never other tenants' names.
+TENANT_FILTER = ("tenant", admin.RelatedOnlyFieldListFilter)
+GROUP_FILTER = ("groups", admin.RelatedOnlyFieldListFilter)
+
+
+class TenantForm(forms.ModelForm):  # type: ignore[type-arg]
+    api_base_url = forms.URLField(
+        label=_("CTI API base URL"),
+        assume_scheme="https",
+        initial=NFON_API_URL,
+        help_text=_("NFON's production API is %(url)s.") % {"url": NFON_API_URL},
+    )
+    # The stored password is never sent back to the browser; leaving the field empty
+    # keeps it, typing a new one replaces it.
+    api_password = forms.CharField(
+        label=_("API password"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Stored encrypted. Leave empty to keep the current password."),
+    )
+    # Left out (e.g. by a form that predates the field): the tenant keeps its country.
+    country_code = forms.RegexField(
+        label=_("country code"),
+        regex=r"^[1-9][0-9]{0,2}$",
+        required=False,
+        max_length=3,
+        error_messages={"invalid": _("Digits only, e.g. 49 or 43.")},
+        help_text=_("Dialled numbers starting with a single 0 are numbers of this country."),
+    )
+
+    class Meta:
+        model = Tenant
+        fields = [
+            "name",
+            "account",
+            "api_base_url",
+            "api_username",
+            "api_password",
+            "enabled",
+            "country_code",
+            "crm_url_template",
+            "history_days",
+        ]
+
+    def clean_country_code(self) -> str:
+        code: str = self.cleaned_data["country_code"]
+        return code or self.instance.country_code or "49"
+
+    def clean_api_password(self) -> str:
+        password: str = self.cleaned_data["api_password"]
+        if not password and not self.instance.pk:
+            raise forms.ValidationError(_("A new tenant needs the API password."))
+        return password
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        # The stored password only ever goes where it went before: whoever points the tenant
+        # at another server or user must know the password and type it again.
+        moved = {"api_base_url", "api_username"} & set(self.changed_data)
+        if self.instance.pk and moved and not data.get("api_password"):
+            self.add_error(
+                "api_password",
+                _("Enter the API password again when you change the API URL or username."),
+            )
+        return data
+
+    def save(self, commit: bool = True) -> Tenant:
+        tenant: Tenant = super().save(commit=False)
+        new_password = self.cleaned_data["api_password"]
+        if new_password:
+            tenant.api_password = new_password
+        elif tenant.pk:
+            tenant.api_password = Tenant.objects.get(pk=tenant.pk).api_password
+        if {"api_base_url", "api_username", "api_password"} & set(self.changed_data):
+            tenant.credentials_changed_at = timezone.now()
+        if commit:
+            tenant.save()
+        return tenant
+
+
+@admin.register(Tenant)
+class TenantAdmin(TenantScopedAdmin):
+    tenant_path = "pk"
+    tenant_admin_can_add = False
+    tenant_admin_can_delete = False
+    form = TenantForm
+    list_display = [
+        "name",
+        "account",
+        "enabled",
+        "connection_status",
+        "status_since",
+        "last_event_at",
+    ]
+    list_filter = ["enabled", "connection_status"]
+    search_fields = ["name", "account"]
+    readonly_fields = ["connection_status", "status_since", "status_detail", "last_event_at"]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        if not request.user.is_superuser and "api_base_url" in form.base_fields:
+            # Where a tenant's API lives is the operator's decision, not a tenant admin's: the
+            # board's server would otherwise send requests (and credentials) where he says.
+            # (A copy: base_fields share their Field objects with TenantForm itself.)
+            field = copy.deepcopy(form.base_fields["api_base_url"])
+            field.disabled = True
+            form.base_fields["api_base_url"] = field
+        return form
+
+    actions = ["test_connection", "resync_extensions"]
+
+    @admin.action(description=_("Test connection to the CTI API"))
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        for tenant in queryset:
+            try:
+                count = asyncio.run(_probe(tenant))
+            except CTIError as exc:
+                self.message_user(request, f"{tenant.account}: {exc}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    ngettext(
+                        "%(account)s: logged in, %(count)d extension listed.",
+                        "%(account)s: logged in, %(count)d extensions listed.",
+                        count,
+                    )
+                    % {"account": tenant.account, "count": count},
+                    messages.SUCCESS,
+                )
+
+    @admin.action(description=_("Re-sync extensions now"))
+    def resync_extensions(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        # The worker streaming the tenant does it, so its writes stay the only ones.
+        for tenant in queryset:
+            if not tenant.enabled:
+                self.message_user(
+                    request,
+                    _("%(account)s is disabled: nothing streams it.") % {"account": tenant.account},
+                    messages.WARNING,
+                )
+                continue
+            resync_requested.send(sender=Tenant, tenant_id=tenant.pk)
+            self.message_user(
+                request,
+                _("%(account)s: the worker re-reads the extension list now.")
+                % {"account": tenant.account},
+                messages.SUCCESS,
+            )
+
+
+async def _probe(tenant: Tenant) -> int:
+    async with CTIClient(
+        tenant.api_base_url, tenant.api_username, tenant.api_password, tenant.account
+    ) as client:
+        await client.login()
+        return len(await client.extensions())
+
+
+@admin.register(Extension)
+class ExtensionAdmin(TenantScopedAdmin):
+    # Extensions come from the PBX; the admin shows them but does not invent or delete any.
+    tenant_admin_can_add = False
+    tenant_admin_can_delete = False
+    list_display = ["number", "name", "tenant", "line", "presence", "line_since", "active"]
+    list_filter = [TENANT_FILTER, "active", "line", "presence", GROUP_FILTER]
+    search_fields = ["number", "name"]
+    readonly_fields = [
+        "number",
+        "name",
+        "tenant",
+        "line",
+        "presence",
+        "line_since",
+        "presence_since",
+        "api_uuid",
+        "seq",
+    ]
+    list_select_related = ["tenant"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+class ExtensionGroupForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = ExtensionGroup
+        fields = ["tenant", "name", "extensions"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        tenant = data.get("tenant")
+        foreign = [e for e in data.get("extensions", []) if tenant and e.tenant_id != tenant.pk]
+        if foreign:
+            raise forms.ValidationError(
+                _("These extensions belong to another tenant: %(numbers)s")
+                % {"numbers": ", ".join(e.number for e in foreign)}
+            )
+        return data
+
+
+@admin.register(ExtensionGroup)
+class ExtensionGroupAdmin(TenantScopedAdmin):
+    form = ExtensionGroupForm
+    list_display = ["name", "tenant", "size"]
+    list_filter = [TENANT_FILTER]
+    search_fields = ["name", "extensions__number", "extensions__name"]
+    filter_horizontal = ["extensions"]
+
+    @admin.display(description=_("extensions"))
+    def size(self, group: ExtensionGroup) -> int:
+        return group.extensions.count()
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        group: ExtensionGroup = form.instance
+        AuditEntry.objects.create(
+            tenant=group.tenant,
+            actor_id=request.user.pk,
+            action=AuditAction.GROUP,
+            subject=group.name,
+            detail="extensions: "
+            + (", ".join(sorted(e.number for e in group.extensions.all())) or "none"),
+        )
+
+
+class MembershipForm(forms.ModelForm):  # type: ignore[type-arg]
+    new_username = forms.CharField(
+        label=_("or create a user"),
+        required=False,
+        help_text=_("Creates the user with this name and the password below."),
+    )
+    new_password = forms.CharField(
+        label=_("password for the new user"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+
+    class Meta:
+        model = Membership
+        fields = [
+            "user",
+            "tenant",
+            "own_extension",
+            "sees_all_extensions",
+            "groups",
+            "extensions",
+            "sees_call_details",
+            "can_call",
+            "can_call_external",
+            "is_tenant_admin",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["user"].required = False
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        user_model = get_user_model()
+        if not data.get("user"):
+            username = (data.get("new_username") or "").strip()
+            if not username:
+                raise forms.ValidationError(_("Choose a user or enter a name for a new one."))
+            if user_model.objects.filter(username=username).exists():
+                self.add_error("new_username", _("This username is taken."))
+            password = data.get("new_password") or ""
+            try:
+                validate_password(password, user_model(username=username))
+            except forms.ValidationError as exc:
+                self.add_error("new_password", exc)
+        tenant = data.get("tenant")
+        if tenant is not None:
+            own = data.get("own_extension")
+            if own is not None and own.tenant_id != tenant.pk:
+                self.add_error("own_extension", _("The own extension must be of this tenant."))
+            for field in ("groups", "extensions"):
+                if any(item.tenant_id != tenant.pk for item in data.get(field, [])):
+                    self.add_error(field, _("Choose only items of this tenant."))
+        return data
+
+    def save(self, commit: bool = True) -> Membership:
+        if not self.cleaned_data.get("user"):
+            self.instance.user = get_user_model().objects.create_user(
+                username=self.cleaned_data["new_username"].strip(),
+                password=self.cleaned_data["new_password"],
+            )
+        result: Membership = super().save(commit)
+        return result
+
+
+class GroupActionForm(ActionForm):
+    # The choices shown are narrowed per request in MembershipAdmin.changelist_view and the
+    # chosen group is checked again in the action, so no other tenant's group is offered/used.
+    group = forms.ModelChoiceField(
+        queryset=ExtensionGroup.objects.all(), required=False, label=_("Group")
+    )
+
+
+@admin.register(Membership)
+class MembershipAdmin(TenantScopedAdmin):
+    form = MembershipForm
+    action_form = GroupActionForm
+    list_display = [
+        "user",
+        "tenant",
+        "own_extension",
+        "sees_all_extensions",
+        "sees_call_details",
+        "can_call",
+        "can_call_external",
+        "is_tenant_admin",
+    ]
+    list_filter = [
+        TENANT_FILTER,
+        "sees_all_extensions",
+        "sees_call_details",
+        "can_call",
+        "can_call_external",
+        GROUP_FILTER,
+    ]
+    search_fields = ["user__username", "user__first_name", "user__last_name", "tenant__account"]
+    filter_horizontal = ["groups", "extensions"]
+    list_select_related = ["user", "tenant", "own_extension"]
+    actions = ["grant_group", "revoke_group", "make_view_only"]
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "user" and not request.user.is_superuser and field is not None:
+            # A tenant admin picks among his tenants' people (new ones are created here).
+            field.queryset = field.queryset.filter(
+                memberships__tenant__in=administered_tenants(request.user)
+            ).distinct()
+        return field
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        response = super().changelist_view(request, extra_context)
+        action_form = getattr(response, "context_data", {}).get("action_form")
+        if action_form is not None:
+            action_form.fields["group"].queryset = ExtensionGroup.objects.filter(
+                tenant__in=administered_tenants(request.user)
+            ).select_related("tenant")
+        return response
+
+    def _audit(self, request: HttpRequest, membership: Membership, action: str) -> None:
+        AuditEntry.objects.create(
+            tenant=membership.tenant,
+            actor_id=request.user.pk,
+            action=action,
+            subject=str(membership.user),
+            detail=membership.describe_rights() if action == AuditAction.RIGHTS else "",
+        )
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # After the many-to-many rows are written, so the entry shows the rights as saved.
+        # (Open boards are told by ctiboard.tenancy.signals, whatever path changed the rights.)
+        self._audit(request, form.instance, AuditAction.RIGHTS)
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        self._audit(request, obj, AuditAction.RIGHTS_REMOVED)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        with transaction.atomic():
+            for membership in queryset.select_related("user", "tenant"):
+                self._audit(request, membership, AuditAction.RIGHTS_REMOVED)
+            super().delete_queryset(request, queryset)
+
+    def _chosen_group(self, request: HttpRequest) -> ExtensionGroup | None:
+        group_id = request.POST.get("group")
+        group = (
+            ExtensionGroup.objects.filter(
+                pk=group_id, tenant__in=administered_tenants(request.user)
+            ).first()
+            if group_id
+            else None
+        )
+        if group is None:
+            self.message_user(request, _("Choose a group for this action."), messages.ERROR)
+        return group
+
+    def _bulk(self, request: HttpRequest, queryset: QuerySet[Membership], change: Any) -> int:
+        changed = 0
+        with transaction.atomic():
+            for membership in queryset.select_related("user", "tenant"):
+                if change(membership):
+                    self._audit(request, membership, AuditAction.RIGHTS)
+                    changed += 1
+        return changed
+
+    @admin.action(description=_("Give the selected users the chosen group"))
+    def grant_group(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        group = self._chosen_group(request)
+        if group is None:
+            return
+
+        def grant(membership: Membership) -> bool:
+            if membership.tenant_id != group.tenant_id:
+                return False
+            membership.groups.add(group)
+            return True
+
+        changed = self._bulk(request, queryset, grant)
+        self.message_user(
+            request,
+            _("%(count)d users now see the group %(group)s.")
+            % {"count": changed, "group": group.name},
+        )
+
+    @admin.action(description=_("Take the chosen group from the selected users"))
+    def revoke_group(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        group = self._chosen_group(request)
+        if group is None:
+            return
+
+        def revoke(membership: Membership) -> bool:
+            membership.groups.remove(group)
+            return True
+
+        changed = self._bulk(request, queryset, revoke)
+        self.message_user(
+            request,
+            _("%(count)d users no longer see the group %(group)s.")
+            % {"count": changed, "group": group.name},
+        )
+
+    @admin.action(description=_("Make the selected users view-only (no calls)"))
+    def make_view_only(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        def view_only(membership: Membership) -> bool:
+            membership.can_call = membership.can_call_external = False
+            membership.save(update_fields=["can_call", "can_call_external"])
+            return True
+
+        changed = self._bulk(request, queryset, view_only)
+        self.message_user(request, _("%(count)d users are view-only now.") % {"count": changed})
+
+
+@admin.register(CallAttempt)
+class CallAttemptAdmin(TenantScopedAdmin):
+    """The click-to-call log: who called whom from the board, the result, the request id."""
+
+    tenant_admin_can_add = False
+    tenant_admin_can_delete = False
+    list_display = [
+        "created",
+        "tenant",
+        "user",
+        "caller",
+        "callee",
+        "status",
+        "error",
+        "request_id",
+    ]
+    list_filter = [TENANT_FILTER, "status"]
+    search_fields = ["caller", "callee", "uuid", "request_id", "user__username"]
+    readonly_fields = [field.name for field in CallAttempt._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(TenantScopedAdmin):
+    list_display = ["created", "tenant", "actor", "action", "subject", "detail"]
+    list_filter = [TENANT_FILTER, "action"]
+    search_fields = ["subject", "detail", "actor__username"]
+    readonly_fields = [field.name for field in AuditEntry._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
