@@ -19,9 +19,10 @@ from django.http import HttpRequest, QueryDict
 from django.template.loader import render_to_string
 from django.utils import translation
 
+from ctiboard.calls.models import CallAttempt
 from ctiboard.lib.wsframes import Frame, SocketWriter, writer_for
 from ctiboard.live.groups import user_group
-from ctiboard.tenancy.models import CallAttempt, Extension, Tenant, membership_for
+from ctiboard.tenancy.models import Extension, Tenant, membership_for
 
 from .fanout import fanout
 from .grid import BoardView, build_grid, partner_contacts

@@ -10,8 +10,9 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 
+from ctiboard.calls.models import CallAttempt
 from ctiboard.lib.phonenumbers import display, looks_external
-from ctiboard.tenancy.models import CallAttempt, Extension, Tenant
+from ctiboard.tenancy.models import Extension, Tenant
 
 from .viewer import Viewer
 

@@ -21,12 +21,12 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from ctiboard.calls import originate
+from ctiboard.calls.models import CallAttempt
 from ctiboard.contacts.models import Contact
 from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.cti.client import CallNotFound, CTIError
 from ctiboard.lib import phonenumbers
 from ctiboard.tenancy.models import (
-    CallAttempt,
     CallRefusal,
     Extension,
     Membership,

@@ -5,7 +5,7 @@ from django.http import HttpRequest
 
 from ctiboard.tenancy.admin_scope import TenantScopedAdmin
 
-from .models import ActiveCall, CallRecord
+from .models import ActiveCall, CallAttempt, CallRecord
 
 
 class _WrittenByTheWorker(TenantScopedAdmin):
@@ -63,3 +63,30 @@ class CallRecordAdmin(_WrittenByTheWorker):
         "ended_by",
     ]
     date_hierarchy = "ended_at"
+
+
+@admin.register(CallAttempt)
+class CallAttemptAdmin(TenantScopedAdmin):
+    """The click-to-call log: who called whom from the board, the result, the request id."""
+
+    tenant_admin_can_add = False
+    tenant_admin_can_delete = False
+    list_display = [
+        "created",
+        "tenant",
+        "user",
+        "caller",
+        "callee",
+        "status",
+        "error",
+        "request_id",
+    ]
+    list_filter = [("tenant", admin.RelatedOnlyFieldListFilter), "status"]
+    search_fields = ["caller", "callee", "uuid", "request_id", "user__username"]
+    readonly_fields = [field.name for field in CallAttempt._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

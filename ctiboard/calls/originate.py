@@ -8,11 +8,11 @@ from collections.abc import AsyncGenerator
 from asgiref.sync import sync_to_async
 from django.utils.translation import gettext as _
 
-from ctiboard.contacts.models import lookup as lookup_contacts
+from ctiboard.calls.attempts import record
+from ctiboard.calls.models import CallAttempt, CallStatus
 from ctiboard.cti.client import CTIClient, CTIError
 from ctiboard.cti.events import CallEvent
-from ctiboard.live import publish
-from ctiboard.tenancy.models import CallAttempt, CallStatus, Tenant
+from ctiboard.tenancy.models import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -22,26 +22,6 @@ START_TIMEOUT = 15.0
 FOLLOW_TIMEOUT = 300.0
 
 _followers: set[asyncio.Task[None]] = set()
-
-
-def record(attempt_id: int, **fields: str) -> CallAttempt:
-    attempt = CallAttempt.objects.get(pk=attempt_id)
-    for name, value in fields.items():
-        setattr(attempt, name, value)
-    attempt.save(update_fields=[*fields, "updated"])
-    if attempt.user_id is not None:
-        publish.call_progress(
-            attempt.user_id, attempt.tenant_id, attempt.to_payload(), _partner_name(attempt)
-        )
-    return attempt
-
-
-def _partner_name(attempt: CallAttempt) -> str:
-    """The callee's phonebook name: sent along, shown only to viewers with call details."""
-    if attempt.callee_context != "global":
-        return ""
-    contact = lookup_contacts(attempt.tenant, [attempt.callee]).get(attempt.callee)
-    return contact.name if contact else ""
 
 
 async def place(attempt: CallAttempt, tenant: Tenant) -> CallAttempt:

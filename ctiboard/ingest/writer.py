@@ -17,7 +17,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from ctiboard.calls import tracking
+from ctiboard.calls import attempts, tracking
 from ctiboard.contacts.models import Contact
 from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.cti.events import CallEvent, ExtensionData, StateEvent
@@ -43,6 +43,8 @@ LIVE_FIELDS = [
 ]
 # Tenant.last_event_at is written at most this often when nothing else changes.
 LAST_EVENT_WRITE_INTERVAL = 1.0
+# Seconds between looks for stale click-to-call attempts: one query per tenant, rarely.
+ATTEMPT_CHECK_INTERVAL = 60.0
 
 
 @dataclass
@@ -58,6 +60,7 @@ class TenantState:
     calls: tracking.CallBook = field(default_factory=lambda: tracking.CallBook(0))
     webhooks: outbox.Subscriptions = field(default_factory=lambda: outbox.Subscriptions(0))
     last_event_written: float = 0.0  # time.monotonic() of the last last_event_at write
+    attempts_checked: float = 0.0  # time.monotonic() of the last look for stale call attempts
 
 
 def load_state(tenant_id: int) -> TenantState:
@@ -161,7 +164,9 @@ def apply(state: TenantState, received: Sequence[StateEvent | CallEvent]) -> lis
 def _flush_calls(state: TenantState) -> None:
     """Write the changed call legs and queue what happened to them for the webhooks."""
     state.calls.flush()
-    outbox.report(state.calls.take_happened(), state.webhooks)
+    happened = state.calls.take_happened()
+    outbox.report(happened, state.webhooks)
+    attempts.conclude(state.tenant_id, happened)
 
 
 def apply_states(state: TenantState, received: list[StateEvent]) -> list[Extension]:
@@ -190,7 +195,13 @@ def reconcile_calls(state: TenantState) -> list[Extension]:
 
 
 def sweep_calls(state: TenantState, grace: float) -> list[Extension]:
-    """End legs on idle lines not heard of for ``grace`` seconds: they never rang a phone."""
+    """End legs on idle lines not heard of for ``grace`` seconds: they never rang a phone.
+    Now and then, also give up on click-to-call attempts nobody can conclude."""
+    if time.monotonic() - state.attempts_checked >= ATTEMPT_CHECK_INTERVAL:
+        state.attempts_checked = time.monotonic()
+        with transaction.atomic():
+            live = {call_uuid for call_uuid, _ in state.calls.active}
+            attempts.give_up_stale(state.tenant_id, live)
     if not state.calls.active:
         return []
     quiet_since = time.monotonic() - grace

@@ -21,7 +21,6 @@ from .models import (
     NFON_API_URL,
     AuditAction,
     AuditEntry,
-    CallAttempt,
     Extension,
     ExtensionGroup,
     Membership,
@@ -466,33 +465,6 @@ class MembershipAdmin(TenantScopedAdmin):
 
         changed = self._bulk(request, queryset, view_only)
         self.message_user(request, _("%(count)d users are view-only now.") % {"count": changed})
-
-
-@admin.register(CallAttempt)
-class CallAttemptAdmin(TenantScopedAdmin):
-    """The click-to-call log: who called whom from the board, the result, the request id."""
-
-    tenant_admin_can_add = False
-    tenant_admin_can_delete = False
-    list_display = [
-        "created",
-        "tenant",
-        "user",
-        "caller",
-        "callee",
-        "status",
-        "error",
-        "request_id",
-    ]
-    list_filter = [TENANT_FILTER, "status"]
-    search_fields = ["caller", "callee", "uuid", "request_id", "user__username"]
-    readonly_fields = [field.name for field in CallAttempt._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(AuditEntry)

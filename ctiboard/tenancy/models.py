@@ -415,19 +415,6 @@ class Membership(models.Model):
         return "; ".join(parts)
 
 
-class CallStatus(models.TextChoices):
-    REQUESTED = "requested", _("Requested")
-    STARTED = "start", _("Started")
-    CALLER_DIAL = "caller-dial", _("Dialling your phone")
-    CALLER_RING = "caller-ring", _("Your phone is ringing")
-    CALLER_ANSWER = "caller-answer", _("You answered")
-    DIAL = "dial", _("Dialling")
-    RING = "ring", _("Ringing")
-    ANSWER = "answer", _("Connected")
-    ENDED = "end", _("Ended")
-    FAILED = "failed", _("Failed")
-
-
 def membership_for(user: Any, account: str) -> Membership | None:
     """The user's membership of the tenant with this account, or None."""
     return (
@@ -445,89 +432,6 @@ class CallRefusal:
 
     reason: str
     forbidden: bool
-
-
-class CallAttempt(models.Model):
-    """A click-to-call request made from the board, and what became of it."""
-
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="call_attempts")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
-    )
-    caller = models.CharField(max_length=64)
-    callee = models.CharField(max_length=64)
-    callee_context = models.CharField(max_length=32)
-    uuid = models.CharField(max_length=64, blank=True, db_index=True)
-    status = models.CharField(
-        max_length=20, choices=CallStatus.choices, default=CallStatus.REQUESTED
-    )
-    error = models.CharField(max_length=200, blank=True)
-    request_id = models.CharField(max_length=100, blank=True)
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["-created"]
-        verbose_name = _("call attempt")
-        verbose_name_plural = _("call attempts")
-
-    def __str__(self) -> str:
-        return f"{self.caller} → {self.callee} ({self.status})"
-
-    @property
-    def finished(self) -> bool:
-        return self.status in (CallStatus.ENDED, CallStatus.FAILED)
-
-    @property
-    def cancellable(self) -> bool:
-        return bool(self.uuid) and not self.finished
-
-    def to_payload(self) -> dict[str, Any]:
-        """What the board's call-progress banner shows, sent with every change."""
-        return {
-            "id": self.pk,
-            "caller": self.caller,
-            "callee": self.callee,
-            "callee_context": self.callee_context,
-            "uuid": self.uuid,
-            "status": self.status,
-            "error": self.error,
-        }
-
-    @classmethod
-    def from_payload(cls, tenant_id: int, user_id: int, payload: dict[str, Any]) -> "CallAttempt":
-        return cls(
-            pk=payload["id"],
-            tenant_id=tenant_id,
-            user_id=user_id,
-            caller=payload["caller"],
-            callee=payload["callee"],
-            callee_context=payload["callee_context"],
-            uuid=payload["uuid"],
-            status=payload["status"],
-            error=payload["error"],
-        )
-
-    @property
-    def progress_label(self) -> str:
-        if self.status == CallStatus.ENDED:
-            if not self.error:
-                return str(_("Connected"))
-            return str(
-                CALL_ERROR_LABELS.get(self.error, _("Failed (%(error)s)") % {"error": self.error})
-            )
-        if self.status == CallStatus.FAILED:
-            return str(_("Failed: %(error)s") % {"error": self.error})
-        return str(self.get_status_display())
-
-
-CALL_ERROR_LABELS = {
-    "timeout": _("Not answered in time"),
-    "busy": _("Busy"),
-    "cancel": _("Cancelled"),
-    "reject": _("Rejected"),
-    "unspecified": _("Failed for an unspecified reason"),
-}
 
 
 class AuditAction(models.TextChoices):

@@ -8,7 +8,8 @@ from django.contrib.auth.models import User
 from django.test import AsyncClient
 from django.urls import reverse
 
-from ctiboard.tenancy.models import CallAttempt, CallStatus, Membership
+from ctiboard.calls.models import CallAttempt, CallStatus
+from ctiboard.tenancy.models import Membership
 from tests.conftest import Company, Pbx, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,8 +7,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
+from ctiboard.calls.models import CallAttempt
 from ctiboard.contacts.models import Contact
-from ctiboard.tenancy.models import CallAttempt, Membership, Tenant
+from ctiboard.tenancy.models import Membership, Tenant
 from tests.board.test_board_views import login
 from tests.conftest import Company
 

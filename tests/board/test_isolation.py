@@ -8,7 +8,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from ctiboard.tenancy.models import CallAttempt, Membership
+from ctiboard.calls.models import CallAttempt
+from ctiboard.tenancy.models import Membership
 from tests.board.test_consumer import apply, connect, state, tile_ids
 from tests.conftest import PASSWORD, Company, make_user
 

@@ -189,7 +189,7 @@ async def test_parallel_calls_cannot_beat_the_rate_limit(company: Company) -> No
 
     from django.test import AsyncClient
 
-    from ctiboard.tenancy.models import CallAttempt
+    from ctiboard.calls.models import CallAttempt
 
     def full_user() -> User:
         user = make_user("caller")

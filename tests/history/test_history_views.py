@@ -10,11 +10,11 @@ from django.test import AsyncClient, Client
 from django.urls import reverse
 from django.utils import timezone
 
-from ctiboard.calls.models import Outcome
+from ctiboard.calls.models import CallAttempt, Outcome
 from ctiboard.contacts.models import Contact
 from ctiboard.history.forms import start_of
 from ctiboard.history.views import PAGE_SIZE
-from ctiboard.tenancy.models import CallAttempt, Membership
+from ctiboard.tenancy.models import Membership
 from tests.conftest import Company
 from tests.history.support import REMOTE, csv_of, extension, make_record
 

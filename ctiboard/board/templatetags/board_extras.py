@@ -4,8 +4,8 @@ from django import template
 from django.utils import timezone
 from django.utils.formats import date_format
 
+from ctiboard.calls.models import CallAttempt
 from ctiboard.lib.phonenumbers import display
-from ctiboard.tenancy.models import CallAttempt
 
 register = template.Library()
 

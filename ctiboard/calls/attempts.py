@@ -1,0 +1,90 @@
+"""Every click-to-call attempt reaches a final state, whoever follows it.
+
+The web process that placed a call follows its progress stream (``originate``); when that
+process is gone before the end (a deploy closed it), the ingest worker concludes the attempt
+from the call stream, where the caller's leg carries the attempt's uuid, and gives up on an
+attempt nobody can conclude. Whoever is first wins: a final state is never overwritten.
+"""
+
+from collections.abc import Collection, Iterable
+from datetime import timedelta
+
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from ctiboard.contacts.models import lookup as lookup_contacts
+from ctiboard.live import publish
+
+from .models import CallAttempt, CallRecord, CallStatus, Outcome
+from .tracking import ENDED, Happened
+
+FINAL = (CallStatus.ENDED, CallStatus.FAILED)
+# The longest a click-to-dial request goes without a step: the caller's phone rings up to
+# 120 s (the spec's largest timeout), then the callee's up to 60 s (the PBX's limit).
+STALE_AFTER = timedelta(seconds=240)
+# The caller's leg ended without the callee's answer: busy, offline, not answered, cancelled.
+_ERRORS = {
+    Outcome.ANSWERED: "",
+    Outcome.BUSY: "busy",
+    Outcome.REJECTED: "reject",
+    Outcome.CANCELLED: "cancel",
+}
+
+
+def record(attempt_id: int, **fields: str) -> CallAttempt:
+    """Apply ``fields`` unless the attempt is final already; the board hears of a change."""
+    updated = (
+        CallAttempt.objects.filter(pk=attempt_id)
+        .exclude(status__in=FINAL)
+        .update(**fields, updated=timezone.now())
+    )
+    attempt = CallAttempt.objects.select_related("tenant").get(pk=attempt_id)
+    if updated and attempt.user_id is not None:
+        publish.call_progress(
+            attempt.user_id, attempt.tenant_id, attempt.to_payload(), _partner_name(attempt)
+        )
+    return attempt
+
+
+def _partner_name(attempt: CallAttempt) -> str:
+    """The callee's phonebook name: sent along, shown only to viewers with call details."""
+    if attempt.callee_context != "global":
+        return ""
+    contact = lookup_contacts(attempt.tenant, [attempt.callee]).get(attempt.callee)
+    return contact.name if contact else ""
+
+
+def conclude(tenant_id: int, happened: Iterable[Happened]) -> None:
+    """Inside the worker's batch: the attempts whose caller leg ended in this batch end too."""
+    ended = {
+        fact.leg.uuid: fact.leg
+        for fact in happened
+        if fact.event == ENDED
+        and isinstance(fact.leg, CallRecord)
+        and fact.leg.direction == "outbound"
+    }
+    if not ended:
+        return
+    open_attempts = CallAttempt.objects.filter(tenant_id=tenant_id, uuid__in=ended).exclude(
+        status__in=FINAL
+    )
+    for attempt_id, call_uuid in open_attempts.values_list("pk", "uuid"):
+        leg = ended[call_uuid]
+        error = _ERRORS.get(Outcome(leg.outcome), "not-connected")
+        record(attempt_id, status=CallStatus.ENDED, error=error)
+
+
+def give_up_stale(tenant_id: int, live_uuids: Collection[str]) -> None:
+    """Attempts without a step for ``STALE_AFTER`` and without a live leg: nobody follows
+    them (their web process is gone and the call stream never reported their end)."""
+    stale = (
+        CallAttempt.objects.filter(tenant_id=tenant_id, updated__lt=timezone.now() - STALE_AFTER)
+        .exclude(status__in=FINAL)
+        .exclude(uuid__in=live_uuids)
+    )
+    for attempt_id in stale.values_list("pk", flat=True):
+        record(
+            attempt_id,
+            status=CallStatus.FAILED,
+            error=_("No news of this call request: the board lost track of it."),
+        )
