@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from ctiboard.tenancy.models import CallAttempt, Membership
-from tests.board.test_consumer import apply, connect, state, tile_ids
+from tests.board.support import apply, connect, state, tile_ids
 from tests.conftest import PASSWORD, Company, make_user
 
 PERSONAS = ["anonymous", "stranger", "outsider", "line_only", "full"]
