@@ -1,19 +1,17 @@
 """One subscription per web process and tenant; pushed batches reach the sockets from there.
 
-Were every board socket in the tenant's group, the channel layer would deliver each batch
-once per socket (a queue and, with Redis pub/sub, a copy each), and each socket's consumer
-task would wake up to decode, check and send it: ~100 µs a socket, a core at 250 sockets and
-200 events/s. Instead the process joins the tenant's group once, here: the batch is decoded
-once, each socket's checks are a few comparisons (``BoardConsumer.on_batch``), the frames are
-rendered once per audience and written without a task switch (``ctiboard.lib.wsframes``).
+A channel-layer delivery and a consumer wake-up per socket and batch cost too much, so the
+process joins the tenant's group once: a batch is decoded once and handed to every socket in
+one pass (``BoardConsumer.on_batch``), its frames written without a task switch
+(``ctiboard.lib.wsframes``). See bench/README.md, section "Fan-out: one subscription per
+process".
 
 Rounds are at least ``CTIBOARD_PUSH_INTERVAL`` apart, more with more than a thousand sockets
-(one send each); batches that arrive meanwhile, or
-while a round is busy, wait in the inbox, and the next round merges those with consecutive
-numbers into one. A quiet tenant's change goes out at once; a busy one's reach each socket as
-one message per round, and a process with thousands of sockets sends fewer, larger messages
-instead of falling behind: the batching adapts to each process's load, which the worker
-cannot see.
+(one send each); batches that arrive meanwhile, or while a round is busy, wait in the inbox,
+and the next round merges those with consecutive numbers into one. A quiet tenant's change
+goes out at once; a busy one's reach each socket as one message per round, and a process with
+thousands of sockets sends fewer, larger messages instead of falling behind: the batching
+adapts to each process's load, which the worker cannot see.
 
 Whatever else the tenant's group carries (the PBX status) is forwarded to each socket's own
 channel, to its consumer's handlers as before.
@@ -157,9 +155,8 @@ class FanOut:
         """Seconds from one round to the next. Each round writes a frame to every socket, one
         send each: past ``SOCKETS_PER_ROUND`` sockets rounds space out in proportion, so the
         process makes no more sends per second than that many sockets at the push interval
-        and keeps time for connects and its other tenants. (Spacing by the last round's
-        duration instead measured the worker thread's share of the GIL in the one-process
-        demo: bench/README.md.)"""
+        and keeps time for connects and its other tenants. (Why not by the last round's
+        duration: bench/README.md, section "Fan-out: one subscription per process".)"""
         return self.interval * max(1.0, sockets / SOCKETS_PER_ROUND)
 
     def _fan_out(self, feed: _Feed, batch: Batch) -> None:

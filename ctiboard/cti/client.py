@@ -6,16 +6,15 @@ import math
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import httpx
-import jwt
 from httpx_sse import SSEError, aconnect_sse
 
 from ctiboard import PRODUCT_NAME, __version__
 
+from .errors import AuthenticationFailed, CallNotFound, CTIError
 from .events import (
     CallEvent,
     ExtensionData,
@@ -25,182 +24,16 @@ from .events import (
     parse_extension_data,
     parse_state,
 )
+from .pacing import HEALTHY_STREAM_SECONDS, Pacing
+from .tokens import Tokens
 
 logger = logging.getLogger(__name__)
 
-REFRESH_MARGIN_SECONDS = 30.0
-# A token whose lifetime cannot be read from its iat and exp claims: without exp it is treated
-# as living this long; without iat, what the local clock says is left of it, within these bounds
-# (NFON's tokens live 5 minutes). The local clock may be minutes off the PBX's.
-UNKNOWN_LIFETIME = 60.0
-FALLBACK_LIFETIME_BOUNDS = (10.0, 300.0)
-# A long-lived stream (state or call stream) is opened at most once per this many seconds...
-RECONNECT_INTERVAL = 1.0
-# ... and, while its streams keep ending within that second, ever more rarely, up to this...
-RECONNECT_CAP = 15.0
-# ... until one of them has stayed open this long (or until its renewal).
-HEALTHY_STREAM_SECONDS = 10.0
 # A refused login is tried again no sooner than 1 s later, then after about 2, 4, 8 ... s
 # (jittered), up to this: a transient refusal costs a second, a lasting one costs the PBX
 # little. The refusal is raised at once to whoever asks meanwhile.
 LOGIN_RETRY_CAP = 60.0
 T = TypeVar("T")
-
-
-class CTIError(Exception):
-    """The CTI API answered with an error, or could not be reached."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        request_id: str = "",
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.request_id = request_id
-        # Seconds the server asked us to wait (Retry-After of a 503), if it said so.
-        self.retry_after = retry_after
-
-    def __str__(self) -> str:
-        text = super().__str__()
-        if self.status is not None:
-            text = f"{text} (HTTP {self.status})"
-        if self.request_id:
-            text = f"{text} [request id {self.request_id}]"
-        return text
-
-
-class AuthenticationFailed(CTIError):
-    """The credentials were refused: retrying with the same ones cannot help."""
-
-
-class CallNotFound(CTIError):
-    """The call uuid is unknown to the PBX (finished already, or never existed)."""
-
-
-@dataclass
-class Tokens:
-    """A token pair, and when to renew it on this process's monotonic clock.
-
-    The PBX's clock (in the token's ``iat`` and ``exp``) and the worker's wall clock may be
-    minutes apart: the lifetime is ``exp - iat``, both of the PBX's clock, counted from
-    ``obtained_at``, the ``time.monotonic()`` at which the request that brought the pair was
-    sent (the PBX issued it later than that, so the count errs on the early side).
-    """
-
-    access: str
-    refresh: str
-    obtained_at: float
-    lifetime: float
-    # Refresh this long before expiry, so no request races it: 30 s of NFON's 5 minutes, a
-    # fifth of the lifetime for shorter tokens.
-    refresh_margin: float = REFRESH_MARGIN_SECONDS
-
-    @classmethod
-    def from_response(cls, body: object, *, requested_at: float | None = None) -> "Tokens":
-        if not isinstance(body, dict):
-            raise CTIError("login answered without a token object")
-        access, refresh = body.get("access-token"), body.get("refresh-token")
-        if not isinstance(access, str) or not isinstance(refresh, str):
-            raise CTIError("login answered without access-token/refresh-token")
-        lifetime = _lifetime(access)
-        return cls(
-            access=access,
-            refresh=refresh,
-            obtained_at=time.monotonic() if requested_at is None else requested_at,
-            lifetime=lifetime,
-            refresh_margin=min(REFRESH_MARGIN_SECONDS, lifetime / 5),
-        )
-
-    @property
-    def expires_at(self) -> float:
-        """When the access token expires, on the ``time.monotonic()`` clock."""
-        return self.obtained_at + self.lifetime
-
-    @property
-    def renew_at(self) -> float:
-        """When the access token is due for renewal, on the ``time.monotonic()`` clock."""
-        return self.expires_at - self.refresh_margin
-
-    def fresh(self, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        return self.renew_at > now
-
-
-def _lifetime(token: str) -> float:
-    """Seconds the access token lives from its issue, by the PBX's clock alone.
-
-    The signature is NFON's business (and verifiable through JWKS); the client only needs
-    to know when to refresh. Never ``exp`` against the local wall clock where ``iat`` is
-    there: a worker clock minutes ahead made every token look expired on arrival (and
-    renewal due at once), one behind made expired tokens look fresh.
-    """
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return UNKNOWN_LIFETIME
-    expires, issued = _numeric_date(claims.get("exp")), _numeric_date(claims.get("iat"))
-    if expires is None:
-        return UNKNOWN_LIFETIME
-    if issued is not None and expires > issued:
-        # A whole-second iat may be truncated: the token may have been issued up to a second
-        # later, with as much less to live (NFON's 5 minutes leave room for that; the short
-        # tokens of tests do not).
-        return max(0.0, expires - issued - (1.0 if issued == int(issued) else 0.0))
-    low, high = FALLBACK_LIFETIME_BOUNDS
-    return min(max(expires - time.time(), low), high)
-
-
-def _numeric_date(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-class _Pacing:
-    """How soon a long-lived stream of one kind may be opened again.
-
-    Every reconnect path goes through it, whoever the caller: at most one attempt per
-    ``RECONNECT_INTERVAL``; when streams keep ending early (closed by the server, or failing,
-    within ``RECONNECT_INTERVAL`` of opening), the interval doubles from the second such end
-    on, up to ``RECONNECT_CAP``, with jitter. A stream that stays open
-    ``HEALTHY_STREAM_SECONDS`` or until its renewal resets it (a renewal due at once is put
-    off, see ``_stream``); one that ends in between takes one early end back. Failures
-    before a stream is opened do not count: their caller backs off from those (the ingest
-    does).
-    """
-
-    def __init__(self) -> None:
-        self.early_ends = 0
-        self.last_attempt = -math.inf
-
-    @property
-    def interval(self) -> float:
-        """The current minimum interval between two attempts (before jitter)."""
-        return min(RECONNECT_CAP, RECONNECT_INTERVAL * 2 ** max(0, self.early_ends - 1))
-
-    async def wait(self) -> float:
-        """Sleep until the next attempt may start; returns the attempt's monotonic time."""
-        interval = self.interval
-        if interval > RECONNECT_INTERVAL:
-            interval = max(RECONNECT_INTERVAL, random.uniform(interval / 2, interval))
-        delay = self.last_attempt + interval - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        self.last_attempt = time.monotonic()
-        return self.last_attempt
-
-    def ended(self, *, lived: float, renewed: bool) -> None:
-        """A stream that was opened ended after ``lived`` seconds, for its renewal or not."""
-        if renewed or lived >= HEALTHY_STREAM_SECONDS:
-            self.early_ends = 0
-        elif lived < RECONNECT_INTERVAL:
-            self.early_ends = min(self.early_ends + 1, 32)
-        else:
-            self.early_ends = max(0, self.early_ends - 1)
 
 
 def user_agent(account: str) -> str:
@@ -309,7 +142,7 @@ class CTIClient:
         self._login_refusal: AuthenticationFailed | None = None
         self._login_refusals = 0
         self._login_retry_at = -math.inf
-        self._pacing: dict[str, _Pacing] = {}
+        self._pacing: dict[str, Pacing] = {}
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers={"User-Agent": user_agent(account)},
@@ -530,14 +363,14 @@ class CTIClient:
 
         With ``rotate`` the generator ends cleanly when the token it was opened with is due for
         refresh, so that its caller reconnects with a fresh one (a server may cut a stream whose
-        token expired), and the stream is paced (see ``_Pacing``): the first step of the
-        generator may wait up to ``RECONNECT_CAP`` before it connects. ``on_open`` is called
-        once the server accepted the stream, with the ``time.monotonic()`` at which it will end
-        for its renewal (``math.inf`` without ``rotate``).
+        token expired), and the stream is paced (see ``pacing.Pacing``): the first step of
+        the generator may wait up to ``pacing.RECONNECT_CAP`` before it connects. ``on_open``
+        is called once the server accepted the stream, with the ``time.monotonic()`` at which
+        it will end for its renewal (``math.inf`` without ``rotate``).
         """
         timeout = httpx.Timeout(self._http.timeout.connect, read=self.stream_read_timeout)
         loop = asyncio.get_running_loop()
-        pacing = self._pacing.setdefault(kind, _Pacing()) if rotate else None
+        pacing = self._pacing.setdefault(kind, Pacing()) if rotate else None
         attempt_at = await pacing.wait() if pacing is not None else time.monotonic()
         opened_at: float | None = None
         renewed = False  # ended cleanly at its renewal time

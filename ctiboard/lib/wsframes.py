@@ -8,14 +8,12 @@ connection's autobahn protocol. Under any other ASGI server (the test communicat
 the writer sends through ASGI as usual, from a queue of its own that keeps the socket's
 messages in order.
 
-Browsers offer permessage-deflate (RFC 7692), and Daphne accepts it here (``DirectFrames``). A
-round's message is a run of tiles of the same markup, which deflate shrinks to a tenth or less
-(50 tiles: 52 KB to 3.4 KB); a process with thousands of sockets spent most of its time copying
-frames into the kernel, and each browser gets ~180 KB/s less at a busy tenant. Compressed per
-connection, as autobahn would, every socket would deflate the same text again with its own
-compressor (~260 KB of zlib state each). A ``Frame`` is deflated once instead, without
-reference to earlier messages, which any permessage-deflate receiver decodes whatever context
-it keeps: the same bytes go to every socket that negotiated the full window.
+Browsers offer permessage-deflate (RFC 7692), and Daphne accepts it here (``DirectFrames``): a
+round's message, a run of tiles of the same markup, deflates well, and copying frames into the
+kernel is most of a busy process's work. A ``Frame`` is deflated once, not per connection, and
+without reference to earlier messages, which any permessage-deflate receiver decodes whatever
+context it keeps: the same bytes go to every socket that negotiated the full window. Figures:
+bench/README.md, section "WebSocket frames and permessage-deflate".
 
 The writers are called from the event loop's thread only; under Daphne that is also the
 Twisted reactor's thread (asyncioreactor), so writing to the protocol there is what Daphne's
@@ -43,14 +41,14 @@ SCOPE_KEY = "ctiboard.daphne_protocol"
 # Deflate's largest window, the one a client allows unless it says otherwise: a frame
 # compressed with it suits every connection that did not ask for a smaller one.
 DEFLATE_WINDOW_BITS = 15
-# zlib's level 6 (its default): a round of 50 tiles, 52 KB, deflates to 3.4 KB in 0.28 ms
-# (level 1: 4.0 KB in 0.10 ms); a round's message is deflated once per process.
+# zlib's level 6 (its default): a round's message is deflated once per process, so a smaller
+# frame is worth the time (bench/README.md, "WebSocket frames and permessage-deflate").
 DEFLATE_LEVEL = 6
 # What a browser sends a board socket is a view of a few hundred bytes
 # (BoardConsumer.receive ignores more than 2,000): inflated, more than this closes the socket.
 MAX_INFLATED_MESSAGE = 64 * 1024
 # The window the client compresses its messages with: rare and tiny, so the connection's
-# inflater stays small (~8 KB instead of ~40 KB per socket for the full window).
+# inflater stays small (bench/README.md, "WebSocket frames and permessage-deflate").
 CLIENT_WINDOW_BITS = 9
 
 
@@ -121,10 +119,11 @@ class DaphneWriter:
 
     Twisted's ``transport.write`` only buffers: it registers the socket for writing with the
     event loop (an ``epoll_ctl``), sends on the next iteration and unregisters it again (a
-    second one). For a thousand sockets per batch that was most of a core. When nothing is
-    buffered on a plain TCP connection, the frame goes to the socket at once, as asyncio's
-    own transports do; whatever the kernel does not take (a slow reader), and every frame
-    after it, takes Twisted's buffered path, so the order stays.
+    second one), per frame and socket (the cost: bench/README.md, "WebSocket frames and
+    permessage-deflate"). When nothing is buffered on a plain TCP connection, the frame goes
+    to the socket at once, as asyncio's own transports do; whatever the kernel does not take
+    (a slow reader), and every frame after it, takes Twisted's buffered path, so the order
+    stays.
     """
 
     __slots__ = ("deflate", "protocol", "socket")

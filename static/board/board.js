@@ -254,11 +254,11 @@
   document.addEventListener("htmx:wsAfterMessage", afterMessage);
 
   // A busy board gets a message of a few changed tiles up to 50 times a second. htmx would
-  // clean up, process and settle every element of every tile, with events for each: half of
-  // the browser's main thread at 200 changes a second on a 500-tile board. Tiles hold nothing
-  // for htmx to act on (their buttons are plain, see the tile partial), so a message of only
-  // tiles already on the page is applied here; anything else (a grid, a status, a tile that
-  // is new) goes to htmx as before.
+  // clean up, process and settle every element of every tile, with events for each (the cost:
+  // bench/README.md, section "Tiles in the browser"). Tiles hold nothing for htmx to act on
+  // (their buttons are plain, see the tile partial), so a message of only tiles already on
+  // the page is applied here; anything else (a grid, a status, a tile that is new) goes to
+  // htmx as before.
   var parser = document.createElement("template");
   document.addEventListener("htmx:wsBeforeMessage", function (evt) {
     var message = evt.detail && evt.detail.message;
@@ -282,8 +282,9 @@
   });
 
   // The tile on the page takes the new one's attributes and content but stays the same
-  // element: a replaced grid item costs the browser the grid's placement again (~15 % of its
-  // main thread on a busy board), and the tile keeps the size content-visibility remembered.
+  // element: a replaced grid item costs the browser the grid's placement again (see
+  // bench/README.md, "Tiles in the browser"), and the tile keeps the size content-visibility
+  // remembered.
   function renew(tile, fresh) {
     fresh.removeAttribute("hx-swap-oob");
     for (var i = tile.attributes.length - 1; i >= 0; i--) {

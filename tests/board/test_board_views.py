@@ -4,16 +4,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
+from tests.board.support import login, tile_numbers
 from tests.conftest import PASSWORD, Company
-
-
-def login(client: Client, user: User) -> Client:
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
-
-
-def tile_numbers(html: str) -> list[str]:
-    return re.findall(r'data-number="([^"]+)"', html)
 
 
 def test_anonymous_is_sent_to_login(client: Client, company: Company) -> None:

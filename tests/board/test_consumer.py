@@ -1,53 +1,18 @@
 """The board socket through the full ASGI application, as a browser would use it."""
 
 import asyncio
-import re
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
-from django.test import Client
 
 from ctiboard.asgi import application
-from ctiboard.cti.events import StateEvent
-from ctiboard.ingest import writer
 from ctiboard.tenancy.models import Extension, Membership
-from tests.conftest import PASSWORD, Company
+from tests.board.support import apply, connect, session_cookie, state, tile_ids
+from tests.conftest import Company
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def session_cookie(user: User) -> bytes:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
-
-
-async def connect(user: User | None, account: str) -> WebsocketCommunicator:
-    headers = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
-    if user is not None:
-        headers.append((b"cookie", await sync_to_async(session_cookie)(user)))
-    return WebsocketCommunicator(application, f"/ws/board/{account}/", headers=headers)
-
-
-def tile_ids(html: str) -> set[str]:
-    return set(re.findall(r'<article id="(ext-\d+)"', html))
-
-
-def state(number: str, line: str, presence: str = "available") -> StateEvent:
-    return StateEvent(
-        extension=number, customer=None, line=line, presence=presence, updated=None, raw={}
-    )
-
-
-async def apply(company: Company, *events: StateEvent) -> None:
-    def write() -> None:
-        tenant_state = writer.load_state(company.tenant.pk)
-        tenant_state.account = company.tenant.account
-        writer.apply_states(tenant_state, list(events))
-
-    await sync_to_async(write)()
 
 
 async def test_anonymous_socket_is_refused(company: Company) -> None:

@@ -10,7 +10,7 @@ from django.urls import reverse
 from ctiboard.calls.models import CallAttempt
 from ctiboard.contacts.models import Contact
 from ctiboard.tenancy.models import Membership, Tenant
-from tests.board.test_board_views import login
+from tests.board.support import login
 from tests.conftest import Company
 
 

@@ -23,8 +23,7 @@ from ctiboard.cti.events import StateEvent
 from ctiboard.ingest import writer
 from ctiboard.live.groups import tenant_group
 from ctiboard.tenancy.models import Extension, Tenant
-from tests.board.test_consumer import apply, session_cookie, state, tile_ids
-from tests.board.test_socket_sync import open_socket, receive_sync
+from tests.board.support import apply, open_socket, receive_sync, session_cookie, state, tile_ids
 from tests.conftest import Company
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,8 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from ctiboard.board.models import BoardPreference, CrmOpen, Favourite
-from tests.board.test_board_views import login, tile_numbers
-from tests.board.test_consumer import connect, tile_ids
+from tests.board.support import connect, login, tile_ids, tile_numbers
 from tests.conftest import Company
 
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 from ctiboard.board.grid import BoardView, build_grid
 from ctiboard.board.models import Favourite
 from ctiboard.tenancy.models import Extension, ExtensionGroup, Membership
-from tests.board.test_board_views import login, tile_numbers
+from tests.board.support import login, tile_numbers
 from tests.conftest import Company
 
 

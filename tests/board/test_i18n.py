@@ -5,7 +5,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from tests.board.test_board_views import login
+from tests.board.support import login
 from tests.conftest import Company
 
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from ctiboard.calls.models import CallAttempt
 from ctiboard.tenancy.models import Membership
-from tests.board.test_consumer import apply, connect, state, tile_ids
+from tests.board.support import apply, connect, state, tile_ids
 from tests.conftest import PASSWORD, Company, make_user
 
 PERSONAS = ["anonymous", "stranger", "outsider", "line_only", "full"]

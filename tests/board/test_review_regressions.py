@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from ctiboard.tenancy.models import Extension, ExtensionGroup, Membership
-from tests.board.test_consumer import apply, connect, state, tile_ids
+from tests.board.support import apply, connect, state, tile_ids
 from tests.conftest import PASSWORD, Company, make_user
 
 

@@ -6,12 +6,10 @@ import re
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from ctiboard.asgi import application
 from ctiboard.board import consumers, grid, pushes
 from ctiboard.board.models import Favourite
 from ctiboard.board.rendering import MESSAGE_BUDGET
@@ -19,8 +17,15 @@ from ctiboard.contacts.models import Contact
 from ctiboard.ingest import writer
 from ctiboard.live import publish
 from ctiboard.tenancy.models import Extension, ExtensionGroup, Membership, Tenant
-from tests.board.test_consumer import apply, session_cookie, state, tile_ids
-from tests.board.test_tiles_and_incoming import in_call
+from tests.board.support import (
+    apply,
+    in_call,
+    open_socket,
+    receive_sync,
+    session_cookie,
+    state,
+    tile_ids,
+)
 from tests.calls.events import call, line
 from tests.conftest import PASSWORD, Company
 
@@ -38,28 +43,6 @@ def page_version(user: User, company: Company, query: str = "") -> str:
     assert match, "the page renders its grid's version"
     view = query.lstrip("?")
     return f"{view}&since={match[1]}&grid={match[2]}".lstrip("&")
-
-
-async def open_socket(
-    user: User, company: Company, query: str = "", cookie: bytes | None = None
-) -> WebsocketCommunicator:
-    # A login saves the user, which resyncs his open sockets: reuse one for several sockets.
-    cookie = cookie or await sync_to_async(session_cookie)(user)
-    socket = WebsocketCommunicator(
-        application,
-        f"/ws/board/{company.tenant.account}/?{query}",
-        headers=[(b"origin", b"http://127.0.0.1:8000"), (b"cookie", cookie)],
-    )
-    assert (await socket.connect())[0]
-    return socket
-
-
-async def receive_sync(socket: WebsocketCommunicator) -> list[str]:
-    """The messages of one sync: the PBX status comes last."""
-    messages = [await socket.receive_from()]
-    while 'id="pbx-status"' not in messages[-1]:
-        messages.append(await socket.receive_from())
-    return messages
 
 
 async def test_a_socket_right_after_its_page_sends_no_grid(owner: User, company: Company) -> None:

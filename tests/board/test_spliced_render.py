@@ -15,7 +15,7 @@ from ctiboard.board.grid_html import grid_context, render_spliced
 from ctiboard.board.models import Favourite
 from ctiboard.board.views import board_context
 from ctiboard.tenancy.models import ExtensionGroup, membership_for
-from tests.board.test_board_views import tile_numbers
+from tests.board.support import tile_numbers
 from tests.conftest import Company
 
 # Differ between two renders of one page: the CSRF token is masked anew each time a template

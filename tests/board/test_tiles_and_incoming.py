@@ -1,37 +1,22 @@
 """What a tile says about a call, and what the user sees when his own phone rings."""
 
-from datetime import timedelta
-
 import pytest
 from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
+from ctiboard.asgi import application
 from ctiboard.contacts.models import Contact
 from ctiboard.ingest import writer
 from ctiboard.live import publish
 from ctiboard.tenancy.models import Extension, Membership
-from tests.board.test_board_views import login
-from tests.board.test_consumer import connect, tile_ids
+from tests.board.support import connect, in_call, login, session_cookie, tile_ids
 from tests.calls.events import REMOTE, call
 from tests.conftest import Company
 
 CRM = "https://crm.example/search?phone={number}"
-
-
-def in_call(
-    extension: Extension, partner: str, direction: str = "inbound", state: str = "in-call"
-) -> None:
-    extension.line = "ringing" if state == "ringing" else "in-use"
-    extension.line_since = timezone.now() - timedelta(seconds=42)
-    extension.call_state = state
-    extension.call_partner = partner
-    extension.call_direction = direction
-    extension.call_since = extension.line_since
-    extension.seq += 1
-    extension.save()
 
 
 def board_html(client: Client, user: User, company: Company) -> str:
@@ -142,8 +127,6 @@ async def test_colleagues_ringing_do_not_ring_mine(owner: User, company: Company
 @pytest.mark.django_db(transaction=True)
 async def test_the_socket_follows_the_pages_view(owner: User, company: Company) -> None:
     """Grids sent over the socket (reconnect, rights change) keep search, filter and sort."""
-    from tests.board.test_consumer import WebsocketCommunicator, application, session_cookie
-
     cookie = await sync_to_async(session_cookie)(owner)
     headers = [(b"origin", b"http://127.0.0.1:8000"), (b"cookie", cookie)]
     socket = WebsocketCommunicator(

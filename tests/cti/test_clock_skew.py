@@ -1,9 +1,9 @@
 """A worker clock minutes off the PBX's, refused logins, and streams that keep ending: the client
 renews on the token's own lifetime, and no reconnect path loops.
 
-The worker's clock is skewed by patching ``time`` as the client module sees it (the simulator, a
-process of its own, keeps the true time). Counts are bounded generously: these tests look at how
-often the client knocks, not at how fast anything is.
+The worker's clock is skewed by patching ``time`` as the client and tokens modules see it (the
+simulator, a process of its own, keeps the true time). Counts are bounded generously: these tests
+look at how often the client knocks, not at how fast anything is.
 """
 
 import asyncio
@@ -17,16 +17,11 @@ import jwt
 import pytest
 
 from ctiboard.cti import client as client_module
-from ctiboard.cti.client import (
-    HEALTHY_STREAM_SECONDS,
-    RECONNECT_CAP,
-    RECONNECT_INTERVAL,
-    AuthenticationFailed,
-    CTIClient,
-    Tokens,
-    _Pacing,
-)
+from ctiboard.cti import tokens as tokens_module
+from ctiboard.cti.client import AuthenticationFailed, CTIClient
 from ctiboard.cti.events import StateEvent
+from ctiboard.cti.pacing import HEALTHY_STREAM_SECONDS, RECONNECT_CAP, RECONNECT_INTERVAL, Pacing
+from ctiboard.cti.tokens import Tokens
 from ctiboard.tenancy.models import ConnectionStatus
 from tests.conftest import Company, Pbx
 from tests.ingest.support import control, converged, eventually, running, status
@@ -41,6 +36,7 @@ def skewed(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> I
     skew = float(request.param)
     clock = types.SimpleNamespace(time=lambda: time.time() + skew, monotonic=time.monotonic)
     monkeypatch.setattr(client_module, "time", clock)
+    monkeypatch.setattr(tokens_module, "time", clock)
     yield skew
 
 
@@ -216,7 +212,7 @@ async def test_a_token_due_at_once_does_not_make_streams_that_end_as_they_open()
 
 
 def test_pacing_grows_on_repeated_early_ends_and_resets_once_healthy() -> None:
-    pacing = _Pacing()
+    pacing = Pacing()
     assert pacing.interval == RECONNECT_INTERVAL
     pacing.ended(lived=0.1, renewed=False)
     assert pacing.interval == RECONNECT_INTERVAL  # one early end may be a hiccup
