@@ -221,9 +221,14 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "ctiboard.ops.logs.JsonFormatter"},
     },
+    "filters": {"repeats": {"()": "ctiboard.lib.outage.ThrottleRepeats"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Its pub/sub receive task logs a traceback a second while Redis is down. (A logger's
+        # filters do not reach its children: each module's logger is named.)
+        "channels_redis.pubsub": {"filters": ["repeats"]},
+        "channels_redis.core": {"filters": ["repeats"]},
         "httpx": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "django.channels.server": {"level": "WARNING"},

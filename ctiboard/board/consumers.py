@@ -22,15 +22,17 @@ from django.utils import translation
 from ctiboard.calls.models import CallAttempt
 from ctiboard.lib.wsframes import Frame, SocketWriter, writer_for
 from ctiboard.live.groups import user_group
+from ctiboard.live.publish import layer_outage
 from ctiboard.tenancy.models import Extension, Tenant, membership_for
 
-from .fanout import fanout
+from .fanout import Link, fanout
 from .grid import BoardView, build_grid, partner_contacts
 from .grid_html import render_grid_messages, render_grid_version_oob
 from .pushes import RESYNC, Audience, Batch, changes_for
 from .rendering import (
     pack,
     render_call_oob,
+    render_link_oob,
     render_status_oob,
     render_tile,
 )
@@ -39,8 +41,10 @@ from .viewer import Viewer
 
 logger = logging.getLogger(__name__)
 
-# Close codes of our own (4000-4999): the browser must not reconnect blindly after these.
+# Close codes of our own (4000-4999): the browser must not reconnect blindly after 4403;
+# after 4503 (the channel layer is down: no live updates to give) it retries with backoff.
 CLOSE_NOT_ALLOWED = 4403
+CLOSE_UNAVAILABLE = 4503
 # A view message is a query string; anything longer is not from our page.
 MAX_MESSAGE = 2000
 # A socket whose page is more changes behind than this gets the whole grid, not the tiles
@@ -123,6 +127,11 @@ def _language_of(scope: dict[str, Any]) -> str:
     return translation.get_language_from_request(request)
 
 
+def _from_the_layer(error: BaseException) -> bool:
+    """Whether the channel layer's backend failed (Redis: its client's errors, or a socket's)."""
+    return isinstance(error, OSError) or type(error).__module__.startswith("redis")
+
+
 def render_incoming_oob(ring: Ring | None) -> str:
     return render_to_string("board/board.html#incoming", {"ring": ring, "oob": True})
 
@@ -153,6 +162,11 @@ class BoardConsumer(AsyncWebsocketConsumer):
     resync_requested: bool = False
 
     language: str = ""
+    accepted: bool = False
+    # The PBX status this socket's page shows (Tenant.status_payload()), and the link to the
+    # worker as this socket last told its page.
+    shown_status: dict[str, Any] | None = None
+    link: Link | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -187,6 +201,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        self.accepted = True
         # Whatever happened since the page was rendered (or the socket was away): what
         # changed since, or the whole current state if more than tiles changed.
         await self.send_everything(PageGrid.from_query(query))
@@ -194,6 +209,15 @@ class BoardConsumer(AsyncWebsocketConsumer):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
+        except Exception as exc:
+            # The channel layer failed (Redis down): a close the page can explain and retry,
+            # instead of an HTTP 500 for the handshake or a bare 1011.
+            if not _from_the_layer(exc):
+                raise
+            layer_outage.failed(exc)
+            if not self.accepted:
+                await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": CLOSE_UNAVAILABLE})
         finally:
             # However the consumer ends (a handler that raised, a cancelled application
             # instance), the fan-out must not keep it.
@@ -238,7 +262,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
             self.view = BoardView.from_query(message["view"].lstrip("?"))
 
     @database_sync_to_async
-    def _load(self, page: PageGrid | None) -> Sync | None:
+    def _load(self, page: PageGrid | None, link: Link) -> Sync | None:
         # Fresh from the database: the user may have been deactivated since the socket opened.
         user = get_user_model().objects.filter(pk=self.scope["user"].pk).first()
         membership = membership_for(user, self.scope["url_route"]["kwargs"]["account"])
@@ -256,7 +280,11 @@ class BoardConsumer(AsyncWebsocketConsumer):
         contacts = partner_contacts(viewer, [own] if own is not None else [])
         ring = ring_of(own, viewer, contacts.get(own.call_partner) if own else None)
         # The PBX status last: it ends every sync, however many messages it takes.
-        tail = [render_incoming_oob(ring), render_status_oob(viewer.tenant)]
+        tail = [
+            render_incoming_oob(ring),
+            render_link_oob(link.live, link.since, translation.get_language()),
+            render_status_oob(viewer.tenant),
+        ]
         if (
             page is not None
             and page.fingerprint == grid.fingerprint
@@ -290,7 +318,8 @@ class BoardConsumer(AsyncWebsocketConsumer):
 
     async def send_everything(self, page: PageGrid | None = None) -> None:
         self.syncing = True
-        sync = await self._load(page)
+        link = fanout().link(self.tenant_id) if self.tenant_id is not None else Link(live=None)
+        sync = await self._load(page, link)
         if sync is None:
             # Membership revoked while connected.
             await self.close_now(CLOSE_NOT_ALLOWED)
@@ -310,6 +339,10 @@ class BoardConsumer(AsyncWebsocketConsumer):
         )
         for message in sync.messages:
             self.emit(message)
+        self.shown_status = sync.viewer.tenant.status_payload()
+        self.link = link
+        if self.tenant_id is not None:
+            self.on_link(fanout().link(self.tenant_id))  # changed during the sync?
         pending, overflow = self.pending, self.pending_overflow
         self.pending, self.pending_overflow = [], False
         self.syncing = False
@@ -359,6 +392,26 @@ class BoardConsumer(AsyncWebsocketConsumer):
             for frame in frames:
                 writer.write(frame)
 
+    def on_pulse(self, seq: int, status: dict[str, Any]) -> None:
+        """The worker's pulse, in order with the batches (fanout): a socket behind it lost a
+        batch and sends the whole grid again; a status it did not hear of is shown now."""
+        if self.syncing or self.viewer is None:
+            return
+        if seq > self.seq:
+            self.request_resync()
+            return
+        if status != self.shown_status:
+            self.shown_status = status
+            with translation.override(self.language or None):
+                self.emit(render_status_oob(self.viewer.tenant.with_status(status)))
+
+    def on_link(self, link: Link) -> None:
+        """The link to the worker broke or is back: the page marks its tiles stale or live."""
+        if link == self.link or (self.syncing and self.link is not None):
+            return
+        self.link = link
+        self.emit(render_link_oob(link.live, link.since, self.language))
+
     def _with_ring(self, batch: Batch, own_id: int, frames: tuple[Frame, ...]) -> tuple[Frame, ...]:
         viewer = self.viewer
         assert viewer is not None
@@ -398,6 +451,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
 
     async def tenant_status(self, event: dict[str, Any]) -> None:
         if self.tenant is not None and event["tenant_id"] == self.tenant.pk:
+            self.shown_status = event["status"]
             self.emit(render_status_oob(self.tenant.with_status(event["status"])))
 
     async def visibility_changed(self, event: dict[str, Any]) -> None:

@@ -13,13 +13,17 @@ goes out at once; a busy one's reach each socket as one message per round, and a
 thousands of sockets sends fewer, larger messages instead of falling behind: the batching
 adapts to each process's load, which the worker cannot see.
 
-Whatever else the tenant's group carries (the PBX status) is forwarded to each socket's own
-channel, to its consumer's handlers as before.
+The worker's pulse (``live.publish.tenant_pulse``) is handed to every socket in order with
+the batches: a socket behind it lost a batch and re-syncs. A feed that hears no pulse for
+``PULSE_TIMEOUT``, or whose channel layer fails, tells its sockets the link to the worker is
+broken (``on_link``) until pulses come again. Whatever else the tenant's group carries (the
+PBX status) is forwarded to each socket's own channel, to its consumer's handlers.
 """
 
 import asyncio
 import logging
 import math
+import time
 import weakref
 from collections import deque
 from collections.abc import Iterator
@@ -29,8 +33,10 @@ from typing import Any, Protocol
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
-from ctiboard.lib.metrics import observe_push
+from ctiboard.lib.metrics import SENT_AT, observe_push
+from ctiboard.lib.outage import Outage
 from ctiboard.live.groups import tenant_group
+from ctiboard.live.publish import PULSE_TIMEOUT
 
 from .pushes import Batch, batch_of, merge
 
@@ -41,11 +47,31 @@ logger = logging.getLogger(__name__)
 SOCKETS_PER_ROUND = 1000
 
 
+# How often a feed looks whether its pulse is overdue (seconds).
+WATCH_INTERVAL = 0.25
+layer_outage = Outage(logger, "the channel layer (board fan-out)")
+
+
 class Subscriber(Protocol):
     channel_name: str
 
     def on_batch(self, batch: Batch) -> None:
         """Called in the event loop for every batch of the tenant, in order; must not block."""
+
+    def on_pulse(self, seq: int, status: dict[str, Any]) -> None:
+        """The worker's pulse, in order with the batches; must not block."""
+
+    def on_link(self, link: "Link") -> None:
+        """The link to the worker broke (no pulse, or the channel layer failed) or is back."""
+
+
+@dataclass(frozen=True)
+class Link:
+    """Whether this process hears the tenant's worker; when not, ``since`` is the wall-clock
+    time of the last pulse (None if none came), i.e. how old what the sockets show may be."""
+
+    live: bool | None  # None: no pulse yet, and not overdue either (a feed just opened)
+    since: float | None = None
 
 
 @dataclass(eq=False)
@@ -57,6 +83,10 @@ class _Feed:
     tasks: "list[asyncio.Task[None]]" = field(default_factory=list)
     inbox: deque[dict[str, Any]] = field(default_factory=deque)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    # The pulse: loop time of the last one (or of the feed's start), its wall-clock time.
+    pulse_at: float = 0.0
+    pulse_wall: float | None = None
+    link: Link = Link(live=None)
 
 
 class FanOut:
@@ -72,11 +102,18 @@ class FanOut:
         feed = self._feeds.get(tenant_id)
         return len(feed.subscribers) if feed else 0
 
+    def link(self, tenant_id: int) -> Link:
+        """What this process knows of the tenant's worker now."""
+        feed = self._feeds.get(tenant_id)
+        return feed.link if feed is not None else Link(live=None)
+
     async def subscribe(self, tenant_id: int, subscriber: Subscriber) -> None:
         """From when this returns, every batch of the tenant reaches ``subscriber``."""
         feed = self._feeds.get(tenant_id)
         if feed is None:
             feed = self._feeds[tenant_id] = _Feed(tenant_id)
+        if feed.opened is None or (feed.opened.done() and feed.opened.exception() is not None):
+            # The first subscription, or the last try failed (the channel layer was down).
             feed.opened = asyncio.get_running_loop().create_task(self._open(feed))
         feed.subscribers.add(subscriber)
         assert feed.opened is not None
@@ -99,12 +136,19 @@ class FanOut:
             task.add_done_callback(self._closing.discard)
 
     async def _open(self, feed: _Feed) -> None:
-        feed.channel = await self.layer.new_channel("fanout.")
-        await self.layer.group_add(tenant_group(feed.tenant_id), feed.channel)
+        try:
+            if not feed.channel:
+                feed.channel = await self.layer.new_channel("fanout.")
+            await self.layer.group_add(tenant_group(feed.tenant_id), feed.channel)
+        except Exception as exc:
+            layer_outage.failed(exc)
+            raise
         loop = asyncio.get_running_loop()
+        feed.pulse_at = loop.time()
         feed.tasks = [
             loop.create_task(self._receive(feed), name=f"fanout-receive-{feed.tenant_id}"),
             loop.create_task(self._deliver(feed), name=f"fanout-deliver-{feed.tenant_id}"),
+            loop.create_task(self._watch(feed), name=f"fanout-watch-{feed.tenant_id}"),
         ]
 
     async def _close(self, feed: _Feed) -> None:
@@ -122,9 +166,56 @@ class FanOut:
                 logger.debug("could not leave %s", tenant_group(feed.tenant_id), exc_info=True)
 
     async def _receive(self, feed: _Feed) -> None:
+        delay = 0.5
         while True:
-            feed.inbox.append(await self.layer.receive(feed.channel))
+            try:
+                message = await self.layer.receive(feed.channel)
+            except Exception as exc:
+                # The channel layer is down: the sockets are told at once, not after the
+                # pulse timeout; the subscription is made again once it answers.
+                layer_outage.failed(exc)
+                self._set_link(feed, Link(live=False, since=feed.pulse_wall))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                try:
+                    await self.layer.group_add(tenant_group(feed.tenant_id), feed.channel)
+                except Exception as again:
+                    layer_outage.failed(again)
+                continue
+            delay = 0.5
+            layer_outage.recovered()
+            feed.inbox.append(message)
             feed.arrived.set()
+
+    async def _watch(self, feed: _Feed) -> None:
+        """No pulse for PULSE_TIMEOUT: the worker or the channel layer is gone."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            if feed.link.live is not False and loop.time() - feed.pulse_at > PULSE_TIMEOUT:
+                self._set_link(feed, Link(live=False, since=feed.pulse_wall))
+
+    def _set_link(self, feed: _Feed, link: Link) -> None:
+        if link == feed.link:
+            return
+        feed.link = link
+        for subscriber in list(feed.subscribers):
+            try:
+                subscriber.on_link(link)
+            except Exception:
+                logger.exception("a board socket could not take the link state")
+
+    def _pulse(self, feed: _Feed, message: dict[str, Any]) -> None:
+        feed.pulse_at = asyncio.get_running_loop().time()
+        feed.pulse_wall = message.get(SENT_AT) or time.time()
+        seq, status = message["seq"], message["status"]
+        for subscriber in list(feed.subscribers):
+            try:
+                subscriber.on_pulse(seq, status)
+            except Exception:
+                logger.exception("a board socket could not take a pulse")
+        # After the sockets saw the pulse (and asked for what they lost): live again.
+        self._set_link(feed, Link(live=True))
 
     async def _deliver(self, feed: _Feed) -> None:
         loop = asyncio.get_running_loop()
@@ -145,6 +236,8 @@ class FanOut:
                 try:
                     if isinstance(item, Batch):
                         self._fan_out(feed, item)
+                    elif item.get("type") == "tenant.pulse":
+                        self._pulse(feed, item)
                     else:
                         for subscriber in list(feed.subscribers):
                             await self.layer.send(subscriber.channel_name, item)

@@ -1,12 +1,14 @@
 """The tile template, rendered the same way on page load and in WebSocket pushes."""
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 
@@ -163,6 +165,16 @@ def pack(parts: Iterable[str], budget: int = MESSAGE_BUDGET) -> list[str]:
 
 def render_status_oob(tenant: Tenant) -> str:
     return render_to_string("board/board.html#pbx-status", {"tenant": tenant, "oob": True})
+
+
+@functools.lru_cache(maxsize=64)
+def render_link_oob(live: bool | None, since: float | None, language: str) -> str:
+    """The link to the worker, as every socket of the tenant shows it (one render for all)."""
+    moment = datetime.fromtimestamp(since, UTC) if since is not None else None
+    with translation.override(language or None):
+        return render_to_string(
+            "board/board.html#link-status", {"link_live": live, "link_since": moment, "oob": True}
+        )
 
 
 def render_call_oob(attempt: CallAttempt, account: str, partner_name: str = "") -> str:

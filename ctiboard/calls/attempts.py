@@ -3,10 +3,12 @@
 The web process that placed a call follows its progress stream (``originate``); when that
 process is gone before the end (a deploy closed it), the ingest worker concludes the attempt
 from the call stream, where the caller's leg carries the attempt's uuid, and gives up on an
-attempt nobody can conclude. Whoever is first wins: a final state is never overwritten.
+attempt nobody can conclude. The worker leaves the follower ``FOLLOWER_GRACE`` after the leg
+ended to say it first (it knows more: a cancel, the callee's busy), and a final state is
+never overwritten.
 """
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from datetime import timedelta
 
 from django.utils import timezone
@@ -19,6 +21,7 @@ from .models import CallAttempt, CallRecord, CallStatus, Outcome
 from .tracking import ENDED, Happened
 
 FINAL = (CallStatus.ENDED, CallStatus.FAILED)
+FOLLOWER_GRACE = 10.0
 # The longest a click-to-dial request goes without a step: the caller's phone rings up to
 # 120 s (the spec's largest timeout), then the callee's up to 60 s (the PBX's limit).
 STALE_AFTER = timedelta(seconds=240)
@@ -54,24 +57,27 @@ def _partner_name(attempt: CallAttempt) -> str:
     return contact.name if contact else ""
 
 
-def conclude(tenant_id: int, happened: Iterable[Happened]) -> None:
-    """Inside the worker's batch: the attempts whose caller leg ended in this batch end too."""
-    ended = {
-        fact.leg.uuid: fact.leg
+def ended_legs(happened: Iterable[Happened]) -> dict[str, str]:
+    """Outbound legs that ended (a click-to-call's caller leg among them), by uuid: the error
+    an attempt with that uuid ends with, if it is still open ``FOLLOWER_GRACE`` later."""
+    return {
+        fact.leg.uuid: _ERRORS.get(Outcome(fact.leg.outcome), "not-connected")
         for fact in happened
         if fact.event == ENDED
         and isinstance(fact.leg, CallRecord)
         and fact.leg.direction == "outbound"
     }
+
+
+def conclude(tenant_id: int, ended: Mapping[str, str]) -> None:
+    """The open attempts among these legs' (their followers are gone) end as the legs did."""
     if not ended:
         return
     open_attempts = CallAttempt.objects.filter(tenant_id=tenant_id, uuid__in=ended).exclude(
         status__in=FINAL
     )
     for attempt_id, call_uuid in open_attempts.values_list("pk", "uuid"):
-        leg = ended[call_uuid]
-        error = _ERRORS.get(Outcome(leg.outcome), "not-connected")
-        record(attempt_id, status=CallStatus.ENDED, error=error)
+        record(attempt_id, status=CallStatus.ENDED, error=ended[call_uuid])
 
 
 def give_up_stale(tenant_id: int, live_uuids: Collection[str]) -> None:

@@ -9,7 +9,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -17,6 +17,7 @@ from django.conf import settings
 from ctiboard.cti.client import AuthenticationFailed, CTIClient, CTIError
 from ctiboard.cti.events import CallEvent, ExtensionData, StateEvent
 from ctiboard.lib.metrics import STREAM_RECONNECTS
+from ctiboard.live import publish
 from ctiboard.live.groups import ingest_group
 from ctiboard.tenancy.models import ConnectionStatus, Tenant
 
@@ -140,6 +141,10 @@ class TenantIngest:
             "calls": None,
         }
         self._status_written: tuple[ConnectionStatus, str] | None = None
+        # What the pulse says (live.publish.tenant_pulse): the status payload last stored, and
+        # the sequence number of the last batch committed (and so already sent).
+        self.status_payload: dict[str, Any] | None = None
+        self.committed_seq = 0
         self._sync_now = asyncio.Event()
         self._call_streams: set[_CallStream] = set()
 
@@ -149,6 +154,10 @@ class TenantIngest:
 
     async def run(self) -> None:
         self.state = await in_database_thread(writer.load_state, self.config.tenant_id)
+        self.committed_seq = self.state.seq
+        # Until both streams are open again, the stored status must not say "connected": a
+        # worker killed while connected left it so (boards would call old tiles live).
+        await self._publish(ConnectionStatus.RECONNECTING, "connecting to the PBX")
         client = self._client()
         write_task = asyncio.create_task(self._write(), name=f"ingest-write-{self.account}")
         readers = [
@@ -156,6 +165,7 @@ class TenantIngest:
             asyncio.create_task(self._follow_calls(client), name=f"calls-{self.account}"),
             asyncio.create_task(self._sync_periodically(client), name=f"sync-{self.account}"),
             asyncio.create_task(self._listen_for_requests(), name=f"requests-{self.account}"),
+            asyncio.create_task(self._pulse(), name=f"pulse-{self.account}"),
         ]
         try:
             done, _ = await asyncio.wait(
@@ -343,6 +353,9 @@ class TenantIngest:
         assert self.state is not None
         pending: set[str] = set()  # extensions the current bootstrap has not mentioned yet
         deadline = 0.0
+        # The state stream counts as connected once its bootstrap is stored, not when it
+        # opens: a board that says "Live" must show the PBX's states already.
+        bootstrapping = False
         next_sweep = time.monotonic() + self.call_grace / 2
         last_batch = -math.inf
         interval = self.batch_interval
@@ -350,6 +363,9 @@ class TenantIngest:
             if pending and time.monotonic() >= deadline:
                 await self._store(writer.mark_unknown, pending)
                 pending = set()
+            if bootstrapping and not pending:
+                bootstrapping = False
+                await self._link("states", ConnectionStatus.CONNECTED, "")
             if time.monotonic() >= next_sweep:
                 await self._store(writer.sweep_calls, self.call_grace)
                 next_sweep = time.monotonic() + self.call_grace / 2
@@ -391,14 +407,20 @@ class TenantIngest:
                         # The bootstrap replaces what is stored: whoever it leaves out is unknown.
                         pending = {n for n, e in self.state.extensions.items() if e.active}
                         deadline = time.monotonic() + self.bootstrap_window
+                        bootstrapping = True
                     else:
                         # Hangups may have fallen into the gap: idle lines have no calls.
                         await self._store(writer.reconcile_calls)
-                    await self._link(item.kind, ConnectionStatus.CONNECTED, "")
+                        await self._link(item.kind, ConnectionStatus.CONNECTED, "")
                 elif isinstance(item, _Lost):
+                    if item.kind == "states":
+                        bootstrapping = False  # a bootstrap cut short connects nothing
                     await self._link(item.kind, item.status, item.reason)
             if batch:
                 await self._store(writer.apply, batch)
+            if bootstrapping and not pending:
+                bootstrapping = False
+                await self._link("states", ConnectionStatus.CONNECTED, "")
 
     async def _store(self, write: Callable[..., _R], *args: object) -> _R:
         """Run one store function; on a database error reload the state and retry (the store
@@ -406,7 +428,9 @@ class TenantIngest:
         for attempt in range(1, 4):
             assert self.state is not None
             try:
-                return await in_database_thread(write, self.state, *args)
+                result = await in_database_thread(write, self.state, *args)
+                self.committed_seq = self.state.seq
+                return result
             except Exception:
                 if attempt == 3:
                     raise
@@ -435,6 +459,18 @@ class TenantIngest:
         if (status, detail) != self._status_written:
             await in_database_thread(writer.set_status, self.config.tenant_id, status, detail)
             self._status_written = (status, detail)
+            self.status_payload = await in_database_thread(_status_payload, self.config.tenant_id)
+
+    async def _pulse(self) -> None:
+        """Tell the boards every PULSE_INTERVAL that this tenant is streamed, where it is and
+        how its PBX link is: they notice a silent worker or channel layer, and repair what a
+        lost message cost them (live.publish)."""
+        while True:
+            if self.status_payload is not None:
+                await publish.tenant_pulse(
+                    self.config.tenant_id, self.committed_seq, self.status_payload
+                )
+            await asyncio.sleep(publish.PULSE_INTERVAL)
 
     async def _stopped(self) -> None:
         """Nobody streams the tenant now: say so, unless another worker has taken over and
@@ -521,3 +557,7 @@ class _Retry:
         # At least what the server asked for (Retry-After), capped.
         delay = max(self.backoff.next_delay(), min(error.retry_after or 0.0, self.backoff.cap))
         return ConnectionStatus.RECONNECTING, delay
+
+
+def _status_payload(tenant_id: int) -> dict[str, Any]:
+    return Tenant.objects.only(*Tenant.STATUS_FIELDS).get(pk=tenant_id).status_payload()

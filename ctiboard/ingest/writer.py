@@ -61,6 +61,9 @@ class TenantState:
     webhooks: outbox.Subscriptions = field(default_factory=lambda: outbox.Subscriptions(0))
     last_event_written: float = 0.0  # time.monotonic() of the last last_event_at write
     attempts_checked: float = 0.0  # time.monotonic() of the last look for stale call attempts
+    # Ended outbound legs: uuid -> (time.monotonic() after which an attempt of that uuid still
+    # open is concluded, its error); see calls.attempts.
+    attempts_due: dict[str, tuple[float, str]] = field(default_factory=dict)
 
 
 def load_state(tenant_id: int) -> TenantState:
@@ -166,7 +169,9 @@ def _flush_calls(state: TenantState) -> None:
     state.calls.flush()
     happened = state.calls.take_happened()
     outbox.report(happened, state.webhooks)
-    attempts.conclude(state.tenant_id, happened)
+    due = time.monotonic() + attempts.FOLLOWER_GRACE
+    for call_uuid, error in attempts.ended_legs(happened).items():
+        state.attempts_due[call_uuid] = (due, error)
 
 
 def apply_states(state: TenantState, received: list[StateEvent]) -> list[Extension]:
@@ -197,6 +202,13 @@ def reconcile_calls(state: TenantState) -> list[Extension]:
 def sweep_calls(state: TenantState, grace: float) -> list[Extension]:
     """End legs on idle lines not heard of for ``grace`` seconds: they never rang a phone.
     Now and then, also give up on click-to-call attempts nobody can conclude."""
+    now_mono = time.monotonic()
+    ended = {u: error for u, (due, error) in state.attempts_due.items() if due <= now_mono}
+    if ended:
+        with transaction.atomic():
+            attempts.conclude(state.tenant_id, ended)
+        for call_uuid in ended:
+            del state.attempts_due[call_uuid]
     if time.monotonic() - state.attempts_checked >= ATTEMPT_CHECK_INTERVAL:
         state.attempts_checked = time.monotonic()
         with transaction.atomic():

@@ -7,6 +7,7 @@ plain data): a socket renders it without reading the database.
 """
 
 import json
+import logging
 import secrets
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -16,9 +17,21 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from ctiboard.lib.metrics import SENT_AT, stamp
+from ctiboard.lib.outage import Outage
 from ctiboard.tenancy.models import Extension
 
 from .groups import ingest_group, tenant_group, user_group
+
+logger = logging.getLogger(__name__)
+
+# The worker says every PULSE_INTERVAL seconds, per tenant it streams, where the tenant is
+# (its newest sequence number and its PBX status). A web process that hears nothing of a
+# tenant for PULSE_TIMEOUT marks its boards stale: the worker died, or the channel layer is
+# down. The pulse after a silence, or after a lost batch, brings every socket up to date.
+PULSE_INTERVAL = 1.0
+PULSE_TIMEOUT = 3.0
+# Sends that fail (the channel layer is down): one warning, then a summary now and then.
+layer_outage = Outage(logger, "the channel layer")
 
 
 class PhonebookEntry(Protocol):
@@ -31,10 +44,37 @@ class PhonebookEntry(Protocol):
 def _send_after_commit(group: str, message: dict[str, Any]) -> None:
     def send() -> None:
         layer = get_channel_layer()
-        if layer is not None:
+        if layer is None:
+            return
+        try:
             async_to_sync(layer.group_send)(group, {**message, SENT_AT: stamp()})
+        except Exception as exc:  # what is stored stays stored; the next pulse repairs boards
+            layer_outage.failed(exc)
+        else:
+            layer_outage.recovered()
 
-    transaction.on_commit(send, robust=True)
+    transaction.on_commit(send)
+
+
+async def tenant_pulse(tenant_id: int, seq: int, status: dict[str, Any]) -> None:
+    """From the worker streaming the tenant, every PULSE_INTERVAL: see above. ``status`` is
+    ``Tenant.status_payload()``. Sent at once: it says what is committed already."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = {
+        "type": "tenant.pulse",
+        "tenant_id": tenant_id,
+        "seq": seq,
+        "status": status,
+        SENT_AT: stamp(),
+    }
+    try:
+        await layer.group_send(tenant_group(tenant_id), message)
+    except Exception as exc:
+        layer_outage.failed(exc)
+    else:
+        layer_outage.recovered()
 
 
 def extensions_changed(

@@ -39,17 +39,89 @@
   };
 
   var socket = null;
-  var stateLabels = { connecting: "connecting", live: "live", reconnecting: "reconnecting", denied: "denied" };
+  var stateLabels = {
+    connecting: "connecting",
+    syncing: "syncing",
+    live: "connected",
+    reconnecting: "reconnecting",
+    unavailable: "unavailable",
+    denied: "denied",
+  };
+  var socketState = "connecting";
+  var socketLostAt = NaN; // server time (ms) the socket went down
 
   function setState(state) {
+    socketState = state;
     var el = document.getElementById("socket-status");
     if (el) {
       el.dataset.state = state;
       el.textContent = label(stateLabels[state]);
     }
-    // Tiles shown while the socket is down may be stale; say so rather than pretend.
+    if (state === "live" || state === "syncing") socketLostAt = NaN;
+    else if (state !== "connecting" && isNaN(socketLostAt)) socketLostAt = Date.now() + skew;
+    freshness();
+  }
+
+  // --- freshness: "Live" only while every link is good and the page has caught up ---------
+
+  // Three links bring a tile's truth: browser-server (this socket), server-worker (the
+  // worker's pulse through the channel layer: #link-status) and worker-PBX (#pbx-status).
+  // While one is broken the tiles are marked stale "as of" when it broke, timers stop and the
+  // note says why a call may fail. The server's pills show their last known state meanwhile.
+  var freshState = "waiting";
+  var staleSince = NaN;
+
+  function clock(ms) {
+    return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  }
+
+  function freshness() {
+    var link = document.getElementById("link-status");
+    var pbx = document.getElementById("pbx-status");
+    var connected = socketState === "live";
+    var linkLive = link ? link.dataset.live || "" : "";
+    var pbxStatus = pbx ? pbx.dataset.status || "" : "";
+    var why = [], times = [];
+    if (!connected && socketState !== "connecting" && socketState !== "syncing") {
+      why.push(label("why-socket"));
+      times.push(socketLostAt);
+    }
+    if (connected && linkLive === "0") {
+      why.push(label("why-link"));
+      times.push(Date.parse(link.dataset.since || ""));
+    }
+    if (connected && pbxStatus && pbxStatus !== "connected") {
+      why.push(label("why-pbx"));
+      times.push(Date.parse(pbx.dataset.since || ""));
+    }
+    var known = times.filter(function (t) { return !isNaN(t); });
+    freshState = why.length ? "stale" : connected && linkLive === "1" && pbxStatus === "connected" ? "live" : "waiting";
+    staleSince = known.length ? Math.min.apply(null, known) : NaN;
+    document.body.dataset.freshness = freshState;
+    [link, pbx].forEach(function (pill) {
+      if (!pill) return;
+      if (connected) pill.removeAttribute("data-note");
+      else pill.dataset.note = label("last-known");
+    });
     var tiles = document.getElementById("tiles");
-    if (tiles) tiles.classList.toggle("stale", state !== "live");
+    if (tiles) tiles.classList.toggle("stale", freshState !== "live");
+    var pill = document.getElementById("live-status");
+    if (pill) {
+      pill.dataset.state = freshState;
+      pill.textContent = freshState === "live" ? label("live")
+        : freshState === "waiting" ? label("connecting")
+        : isNaN(staleSince) ? label("stale-unknown") : label("stale").replace("{time}", clock(staleSince));
+    }
+    var note = document.getElementById("stale-note");
+    if (note) {
+      note.hidden = freshState !== "stale";
+      if (!note.hidden) {
+        note.textContent = label("stale-note")
+          .replace("{time}", isNaN(staleSince) ? "?" : clock(staleSince))
+          .replace("{why}", why.join("; "));
+      }
+    }
+    tick();
   }
 
   // Close codes after which the ws extension reconnects by itself.
@@ -73,7 +145,8 @@
   document.addEventListener("htmx:wsOpen", function (evt) {
     socket = evt.detail.socketWrapper;
     retries = 0;
-    setState("live");
+    // Open is not live yet: the first message brings the page up to date.
+    setState("syncing");
   });
   document.addEventListener("htmx:wsClose", function (evt) {
     var code = evt.detail && evt.detail.event ? evt.detail.event.code : 0;
@@ -81,7 +154,7 @@
       setState("denied");
       return;
     }
-    setState("reconnecting");
+    setState(code === 4503 ? "unavailable" : "reconnecting");
     if (code === 1006) probeSession();
     var wrapper = evt.detail && evt.detail.socketWrapper;
     if (RETRIED.indexOf(code) < 0 && wrapper && live.isConnected) {
@@ -245,8 +318,8 @@
   });
 
   function afterMessage() {
-    var el = document.getElementById("socket-status");
-    if (el && el.dataset.state !== "live") setState("live");
+    if (socketState !== "live") setState("live");
+    else freshness(); // the message may have brought a link's or the PBX's new status
     applyToPushed();
     restore();
     incoming();
@@ -315,19 +388,22 @@
   }
 
   // Text is only written where it changes: a rewritten timer costs the browser a layout.
+  // Not live, a timer stops where the page's truth ends and says "at least".
   function tickWithin(root, now) {
+    var frozen = freshState !== "live" && freshState !== "waiting";
+    var until = frozen && !isNaN(staleSince) ? Math.min(now, staleSince) : now;
     root.querySelectorAll("time[data-since]").forEach(function (el) {
       var since = Date.parse(el.dataset.since);
       if (isNaN(since)) return;
-      var text = duration(now - since);
+      var text = (frozen ? "≥ " : "") + duration(until - since);
       if (el.textContent !== text) el.textContent = text;
     });
   }
   function tick() {
     tickWithin(document, Date.now() + skew);
   }
-  tick();
   window.setInterval(tick, 1000);
+  freshness();
 
   // --- errors without a message of their own ---------------------------------------------
 

@@ -66,10 +66,10 @@ def _slow_load(monkeypatch: pytest.MonkeyPatch, *, after_read: bool) -> threadin
     original = consumers.BoardConsumer.__dict__["_load"].func
 
     @functools.wraps(original)
-    def load(self: consumers.BoardConsumer, page: Any) -> Any:
+    def load(self: consumers.BoardConsumer, page: Any, link: Any) -> Any:
         if not after_read:
             assert release.wait(10)
-        sync = original(self, page)
+        sync = original(self, page, link)
         if after_read:
             assert release.wait(10)
         return sync

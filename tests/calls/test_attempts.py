@@ -20,6 +20,12 @@ from tests.ingest.support import control, eventually, running
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The follower's head start, short: the test's follower is gone anyway.
+    monkeypatch.setattr(attempts, "FOLLOWER_GRACE", 0.3)
+
+
 async def _placed_then_orphaned(company: Company, callee: str) -> CallAttempt:
     """A call placed as the board places it, whose following web process then goes away."""
     user = await sync_to_async(make_user)("caller")
@@ -55,7 +61,7 @@ async def test_an_answered_call_whose_web_process_died_ends_connected(
     callee = pbx_company.extensions[3].number
     await control(pbx.control.set_behaviour, pbx.account, callee, "answer", hangup_after=20)
     layer = get_channel_layer()
-    async with running(pbx_company):
+    async with running(pbx_company, call_grace=0.5):
         attempt = await _placed_then_orphaned(pbx_company, callee)
         assert attempt.user_id is not None
         channel = await layer.new_channel()
@@ -74,7 +80,7 @@ async def test_a_busy_callee_whose_caller_web_process_died_ends_not_connected(
 ) -> None:
     callee = pbx_company.extensions[2].number
     await control(pbx.control.set_behaviour, pbx.account, callee, "busy")
-    async with running(pbx_company):
+    async with running(pbx_company, call_grace=0.5):
         attempt = await _placed_then_orphaned(pbx_company, callee)
         ended = await _final(attempt)
 

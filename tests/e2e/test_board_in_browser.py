@@ -273,7 +273,7 @@ def test_german_and_the_phone_layout(browser: Any, demo: Demo) -> None:
         browser, demo, locale="de-DE", viewport={"width": 390, "height": 844}, is_mobile=True
     )
     expect(page.locator("html")).to_have_attribute("lang", "de")
-    expect(page.locator("#socket-status")).to_have_text("Live")
+    expect(page.locator("#live-status")).to_have_text("Live")
     expect(page.get_by_label("Nummer anrufen")).to_be_visible()
     # One column, nothing wider than the screen.
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
@@ -299,12 +299,18 @@ def test_after_a_server_restart_the_page_reconnects_and_resyncs(
         status = page.locator("#socket-status")
         expect(status).to_have_attribute("data-state", "reconnecting", timeout=10_000)
         expect(page.locator("#tiles")).to_have_class(re.compile(r"\bstale\b"))
+        # Nothing says "Live" or "connected" without saying it is the last known state.
+        expect(page.locator("#live-status")).to_have_attribute("data-state", "stale")
+        expect(page.locator("#pbx-status")).to_have_attribute("data-note", re.compile("last"))
+        expect(page.locator("#stale-note")).to_contain_text("server")
 
         # Same port, same data: the simulator inside starts afresh, so the extension that
         # was ringing is idle now; the old tile must not survive the reconnect.
         demo = start_demo(tmp_path, port, **environment)
         expect(status).to_have_attribute("data-state", "live", timeout=30_000)
-        expect(tile(page, number)).to_have_class(re.compile(r"\bline-idle\b"), timeout=10_000)
+        expect(page.locator("#live-status")).to_have_attribute("data-state", "live", timeout=15_000)
+        # "Live" again means the restarted PBX's truth: the tile is idle by then already.
+        expect(tile(page, number)).to_have_class(re.compile(r"\bline-idle\b"), timeout=1)
         expect(tile(page, number).locator(".presence dd")).not_to_contain_text("Do not disturb")
         expect(page.locator("#tiles")).not_to_have_class(re.compile(r"\bstale\b"))
         assert httpx.get(f"{demo.url}/healthz").text == "ok"

@@ -1,0 +1,113 @@
+"""The link from a web process to the tenant's worker, through the real consumer: the worker's
+pulse keeps a board live; no pulse for PULSE_TIMEOUT marks it stale (the worker died or the
+channel layer is down); the pulse after a silence, or after a lost batch, repairs it."""
+
+import asyncio
+import re
+
+import pytest
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import User
+
+from ctiboard.board import fanout as fanout_module
+from ctiboard.board.fanout import fanout
+from ctiboard.live import publish
+from ctiboard.tenancy.models import Tenant
+from tests.board.support import apply, open_socket, receive_sync, state, tile_ids
+from tests.conftest import Company
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LINK = re.compile(r'<span id="link-status"[^>]*data-live="([01]?)"[^>]*data-since="([^"]*)"')
+
+
+async def _pulse(company: Company, seq: int, status: str = "connected") -> None:
+    tenant = await Tenant.objects.aget(pk=company.tenant.pk)
+    payload = {**tenant.status_payload(), "connection_status": status}
+    await publish.tenant_pulse(company.tenant.pk, seq, payload)
+
+
+async def _link(socket: object, timeout: float = 6.0) -> tuple[str, str]:
+    """The next link state the socket tells its page (skipping anything else)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        message = await socket.receive_from(timeout=max(0.01, deadline - loop.time()))  # type: ignore[attr-defined]
+        found = LINK.search(message)
+        if found:
+            return found[1], found[2]
+
+
+@pytest.fixture(autouse=True)
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A short timeout keeps the test short; the logic is the same at 3 s.
+    monkeypatch.setattr(fanout_module, "PULSE_TIMEOUT", 0.6)
+
+
+async def test_no_pulse_marks_the_board_stale_and_a_pulse_makes_it_live_again(
+    owner: User, company: Company
+) -> None:
+    socket = await open_socket(owner, company)
+    sync = await receive_sync(socket)
+    assert LINK.search("".join(sync))[1] == ""  # no pulse yet: waiting, not broken
+
+    await _pulse(company, 0)
+    assert await _link(socket) == ("1", "")
+
+    # The worker falls silent: within the timeout the page learns since when.
+    live, since = await _link(socket)
+    assert live == "0" and since
+
+    await _pulse(company, 0)
+    assert (await _link(socket))[0] == "1"
+    assert fanout().link(company.tenant.pk).live
+    await socket.disconnect()
+
+
+async def test_a_pulse_ahead_of_the_socket_brings_the_lost_batch(
+    owner: User, company: Company
+) -> None:
+    socket = await open_socket(owner, company)
+    await receive_sync(socket)
+    layer = get_channel_layer()
+    # A batch is stored but its message never arrives (the channel layer lost it).
+    real_send = layer.group_send
+
+    async def lose(group: str, message: dict) -> None:  # type: ignore[type-arg]
+        if message.get("type") != "extensions.changed":
+            await real_send(group, message)
+
+    layer.group_send = lose  # type: ignore[method-assign]
+    try:
+        await apply(company, state("104", "ringing"))
+    finally:
+        layer.group_send = real_send  # type: ignore[method-assign]
+    tenant = await Tenant.objects.aget(pk=company.tenant.pk)
+
+    await _pulse(company, tenant.event_seq)
+
+    # The socket saw it is behind and sends the grid again, with the ringing tile.
+    messages = [await socket.receive_from(timeout=5)]
+    while 'id="pbx-status"' not in messages[-1]:
+        messages.append(await socket.receive_from(timeout=5))
+    pushed = "".join(messages)
+    ringing = company.extensions[4]
+    assert f"ext-{ringing.pk}" in tile_ids(pushed)
+    assert re.search(rf'<article id="ext-{ringing.pk}"[^>]*line-ringing', pushed)
+    await socket.disconnect()
+
+
+async def test_a_status_the_socket_missed_comes_with_the_pulse(
+    owner: User, company: Company
+) -> None:
+    socket = await open_socket(owner, company)
+    await receive_sync(socket)
+    tenant = await Tenant.objects.aget(pk=company.tenant.pk)
+
+    await _pulse(company, tenant.event_seq, status="reconnecting")
+
+    status = ""
+    while 'id="pbx-status"' not in status:
+        status = await socket.receive_from(timeout=5)
+    assert 'data-status="reconnecting"' in status
+    await socket.disconnect()
