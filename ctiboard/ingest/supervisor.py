@@ -1,8 +1,10 @@
 """The ingest worker: a TenantIngest for each enabled tenant whose lease this worker holds."""
 
 import asyncio
+import functools
 import logging
 import random
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -12,12 +14,13 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connections
 
-from ctiboard.lib.metrics import LEASES_HELD, LIVE_WORKERS
+from ctiboard.lib.metrics import LEASES_HELD, LIVE_WORKERS, forget_tenant
 from ctiboard.tenancy.models import ConnectionStatus, Tenant
 
-from . import writer
+from . import coverage, identity, writer
 from .database import in_database_thread
-from .leases import Leases, fair_share, new_worker_id
+from .health import HEALTH, WorkerHealth
+from .leases import DEAD_AFTER_INTERVALS, IdentityLost, Leases, fair_share
 from .stream import TenantConfig, TenantIngest
 
 logger = logging.getLogger(__name__)
@@ -28,10 +31,11 @@ _R = TypeVar("_R")
 class Supervisor:
     """Runs a TenantIngest for each enabled tenant whose lease this worker holds.
 
-    Any number of workers may run: each round (every ``lease_ttl / 3`` at most) a worker
+    Any number of workers may run: each round (every ``heartbeat_interval``, 1 s) a worker
     heartbeats, renews its leases, sheds tenants beyond its fair share, takes free ones up to
-    it, and follows tenants added, changed or disabled in the admin. A tenant whose lease is
-    not renewed in time is stopped by a timer, before any other worker may take it over.
+    it, marks tenants nobody serves as ``unserved``, and follows tenants added, changed or
+    disabled in the admin (re-read every ``poll_interval``). A tenant whose lease is not renewed
+    in time is stopped by a timer, before any other worker may take it over.
     """
 
     def __init__(
@@ -40,11 +44,21 @@ class Supervisor:
         *,
         lease_ttl: float | None = None,
         worker_id: str | None = None,
+        heartbeat_interval: float = 1.0,
+        health: WorkerHealth = HEALTH,
         **ingest_options: float,
     ) -> None:
         self.poll_interval = poll_interval
+        self.heartbeat_interval = heartbeat_interval
         self.ingest_options = ingest_options
-        self.leases = Leases(worker_id or new_worker_id(), lease_ttl or settings.CTIBOARD_LEASE_TTL)
+        self.identity = (
+            identity.Identity(worker_id, explicit=True) if worker_id else identity.configured()
+        )
+        self.health = health
+        self.health.dead_after = DEAD_AFTER_INTERVALS * heartbeat_interval
+        self._lease_ttl = lease_ttl or settings.CTIBOARD_LEASE_TTL
+        self.leases = self._leases_for(self.identity.worker_id)
+        self._tenants_read: tuple[float, list[TenantConfig], set[int]] | None = None
         self.running: dict[int, tuple[TenantConfig, asyncio.Task[None]]] = {}
         self._expiry: dict[int, asyncio.TimerHandle] = {}
         self._ingests: dict[int, TenantIngest] = {}
@@ -68,14 +82,36 @@ class Supervisor:
 
     @property
     def interval(self) -> float:
-        return min(self.poll_interval, self.leases.ttl / 3)
+        return min(self.poll_interval, self.leases.ttl / 3, self.heartbeat_interval)
+
+    def _leases_for(self, worker_id: str) -> Leases:
+        return Leases(worker_id, self._lease_ttl, dead_after=self.health.dead_after)
+
+    async def claim(self) -> None:
+        """Become the identity's one live process (raises identity.IdentityClash)."""
+        # Long enough for a dead predecessor's heartbeat to go stale, not for a live one's.
+        wait = self.health.dead_after + self.heartbeat_interval
+        try:
+            self.leases = await self._leasing(
+                functools.partial(identity.claim, wait=wait), self.identity, self._leases_for
+            )
+        except BaseException:
+            if self._lease_thread is not None:
+                self._lease_thread.shutdown(wait=False)
+            raise
 
     async def run(self) -> None:
+        await self.claim()
         logger.info("ingest worker %s (lease ttl %.1fs)", self.worker_id, self.leases.ttl)
         try:
             while True:
                 try:
                     await self.reconcile()
+                except IdentityLost:
+                    logger.error("worker id %s taken by another process; stopping", self.worker_id)
+                    for tenant_id in list(self.running):
+                        await self._stop(tenant_id, drain=False)
+                    raise
                 except Exception:
                     # Database away: the expiry timers stop every stream whose lease runs out.
                     logger.exception("lease round failed; retrying in %.1fs", self.interval)
@@ -92,7 +128,9 @@ class Supervisor:
         valid_until = sent + self.leases.ttl * (1 - LEASE_SAFETY_MARGIN)
         for tenant_id in list(self.running):
             if tenant_id not in plan.held:
+                account = self.running[tenant_id][0].account
                 await self._stop(tenant_id, drain=tenant_id not in plan.lost)
+                forget_tenant(account)  # another worker's series now
         if plan.release:
             await self._leasing(self.leases.release, plan.release)
         if loop.time() >= valid_until:
@@ -120,6 +158,12 @@ class Supervisor:
         LEASES_HELD.set(len(self.running))
         # In the event loop's thread: the status push must reach the demo's in-memory layer.
         await sync_to_async(_mark_disabled)(plan.disabled)
+        if plan.unserved:
+            marked = await in_database_thread(coverage.mark_unserved, plan.unserved)
+            for tenant_id in marked:
+                logger.warning("tenant %s: no live worker streams it", tenant_id)
+        for tenant_id in plan.marked_unserved & self.running.keys():
+            await self._restore_status(tenant_id)
 
     async def _leasing(self, function: Callable[..., _R], *args: object) -> _R:
         if self._lease_thread is None:
@@ -130,9 +174,10 @@ class Supervisor:
     def _plan(self, running: set[int]) -> "_Plan":
         """One lease round, in the lease thread: heartbeat, renew, shed, take."""
         close_old_connections()
-        enabled, disabled = _tenants()
+        enabled, disabled = self._tenants()
         configs = {config.tenant_id: config for config in enabled}
         live_workers = self.leases.heartbeat()
+        self.health.heartbeat_at = time.monotonic()
         LIVE_WORKERS.set(live_workers)
         held = self.leases.renew(running & configs.keys())
         lost = (running & configs.keys()) - held
@@ -153,11 +198,45 @@ class Supervisor:
                     break
                 if self.leases.acquire(tenant_id):
                     held.add(tenant_id)
+        # What this round leaves unserved: the survivors mark it so, at once, for the boards.
+        # (What this worker releases now is handing over, and not counted.)
+        unserved = coverage.coverage(configs.keys() - release).unserved - held
         return _Plan(
             held={tenant_id: configs[tenant_id] for tenant_id in held},
             release=release,
             disabled=disabled,
             lost=lost,
+            unserved=unserved,
+            marked_unserved=coverage.marked_unserved(held),
+        )
+
+    def _tenants(self) -> tuple[list[TenantConfig], set[int]]:
+        """The tenants, re-read every ``poll_interval`` (rounds run every second)."""
+        now = time.monotonic()
+        if self._tenants_read is None or now - self._tenants_read[0] >= self.poll_interval:
+            self._tenants_read = (now, *_tenants())
+        return self._tenants_read[1], self._tenants_read[2]
+
+    async def _restore_status(self, tenant_id: int) -> None:
+        """A tenant this worker streams was marked unserved by a peer that had not seen the
+        takeover yet: put back what the streams say (once both have said something)."""
+        links = self._ingests[tenant_id].links
+        known = [link for link in links.values() if link is not None]
+        if len(known) < len(links):
+            return  # the stream writes its first status itself
+        problems = [detail for status, detail in known if status != ConnectionStatus.CONNECTED]
+        if not problems:
+            status = ConnectionStatus.CONNECTED
+        elif any(status == ConnectionStatus.MISCONFIGURED for status, _ in known):
+            status = ConnectionStatus.MISCONFIGURED
+        else:
+            status = ConnectionStatus.RECONNECTING
+        await in_database_thread(
+            writer.set_status,
+            tenant_id,
+            status,
+            "; ".join(problems),
+            if_status=ConnectionStatus.UNSERVED,
         )
 
     def _arm(self, tenant_id: int, valid_until: float) -> None:
@@ -178,6 +257,7 @@ class Supervisor:
             config, task = entry
             task.cancel()
             self._stopping[tenant_id] = task
+            forget_tenant(config.account)
             logger.warning("%s: lease not renewed in time; stream stopped", config.account)
         LEASES_HELD.set(len(self.running))
 
@@ -195,6 +275,12 @@ class Supervisor:
         LEASES_HELD.set(len(self.running))
 
     async def stop_all(self) -> None:
+        try:
+            # A planned stop: readiness keeps counting this worker while its streams wind down.
+            grace = coverage.HANDOVER_GRACE.total_seconds()
+            await self._leasing(self.leases.announce_stop, grace)
+        except Exception:
+            logger.exception("could not announce the stop")
         for tenant_id in list(self.running):
             await self._stop(tenant_id)
         await asyncio.gather(*self._stopping.values(), return_exceptions=True)
@@ -225,6 +311,8 @@ class _Plan:
     release: set[int]
     disabled: set[int]
     lost: set[int]
+    unserved: set[int]
+    marked_unserved: set[int]
 
 
 def _tenants() -> tuple[list[TenantConfig], set[int]]:

@@ -2,8 +2,9 @@
 
 - web processes (Daphne): ``GET /metrics`` — sockets open, push latency, and whatever else this
   process did;
-- ingest workers: ``CTIBOARD_METRICS_PORT`` starts ``prometheus_client.start_http_server`` —
-  events ingested, stream reconnects, leases held;
+- ingest workers: ``CTIBOARD_METRICS_PORT`` serves ``/metrics`` (and ``/healthz``, see
+  ctiboard.ingest.health) — events ingested, stream reconnects, leases held; a tenant's series
+  leave with the tenant when it is handed over;
 - the demo runs everything in one process: its ``/metrics`` shows all of it.
 
 Scrape every process; sum across processes in PromQL. See docs/production.md.
@@ -42,6 +43,14 @@ LEASES_HELD = Gauge("ctiboard_ingest_leases_held", "Tenants whose lease this wor
 LIVE_WORKERS = Gauge(
     "ctiboard_ingest_live_workers", "Ingest workers with a live heartbeat, as this worker saw it."
 )
+
+
+def forget_tenant(account: str) -> None:
+    """Drop a tenant's series when its streams move to another worker: two workers exporting
+    the same tenant would double-count it in every sum."""
+    for metric in (EVENTS_INGESTED, STREAM_RECONNECTS):
+        metric.remove_by_labels({"tenant": account})
+
 
 # Set on every live message by ctiboard.live: wall-clock seconds at the send.
 SENT_AT = "sent_at"

@@ -2,27 +2,28 @@
 
 ``/readyz`` answers 200 when this web process can serve the board with live data: the database
 answers, a message makes the round trip through the channel layer, and every enabled tenant is
-held by an ingest worker whose heartbeat is live. Otherwise 503; the JSON body says which check
-failed and why. Keep both endpoints away from the internet at the proxy (compose.yaml does).
+held by an ingest worker whose heartbeat is live (stale 3 s after a worker dies) or was released
+for a planned hand-over moments ago. Otherwise 503; the JSON body says which check failed and
+why, naming the unserved tenants to loopback and staff callers only (counts for anyone else),
+and marks those tenants ``unserved`` for the boards. Keep both endpoints away from the internet
+at the proxy (compose.yaml does).
 """
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from ctiboard.ingest.leases import live_holders
+from ctiboard.ingest.coverage import coverage, mark_unserved
+from ctiboard.ingest.health import layer_round_trip
 from ctiboard.tenancy.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -40,54 +41,25 @@ def _database() -> Check:
 
 
 async def _channel_layer() -> Check:
-    layer = get_channel_layer()
-    if layer is None:
-        return {"ok": False, "error": "no channel layer configured"}
-    channel = await layer.new_channel("readyz.")
-    started = time.perf_counter()
-    receiver = asyncio.ensure_future(layer.receive(channel))
-    try:
-        # Pub/sub delivers only once the subscription is in place on the server: resend
-        # rather than fail on a first message that overtook it.
-        for _ in range(4):
-            await layer.send(channel, {"type": "readyz.ping"})
-            done, _ = await asyncio.wait({receiver}, timeout=0.5)
-            if done:
-                break
-        else:
-            return {"ok": False, "error": "a message sent through the layer never came back"}
-    finally:
-        if not receiver.done():
-            receiver.cancel()  # also drops the probe's subscription
-            await asyncio.gather(receiver, return_exceptions=True)
-    message = receiver.result()
-    elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-    await _forget(layer, channel)
-    if message.get("type") != "readyz.ping":
-        return {"ok": False, "error": f"unexpected message {message.get('type')!r}"}
-    return {"ok": True, "backend": type(layer).__name__, "round_trip_ms": elapsed_ms}
-
-
-async def _forget(layer: Any, channel: str) -> None:
-    """Drop the probe channel. The channel layer API has no call for it; the Redis pub/sub
-    layer unsubscribes a channel whose receive is cancelled (as when a consumer exits), so
-    cancel one — otherwise every probe would leave a subscription behind."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(layer.receive(channel), 0.01)
+    return await layer_round_trip("readyz.")
 
 
 def _workers() -> Check:
     tenants = dict(Tenant.objects.filter(enabled=True).values_list("pk", "account"))
-    holders = live_holders(tenants.keys())
-    unserved = sorted(account for pk, account in tenants.items() if pk not in holders)
+    covered = coverage(tenants.keys())
     result: Check = {
-        "ok": not unserved,
+        "ok": not covered.unserved,
         "tenants": len(tenants),
-        "workers": sorted(set(holders.values())),
+        "workers": sorted(set(covered.holders.values())),
     }
-    if unserved:
+    if covered.handing_over:
+        # Released by a planned stop or rebalance a moment ago: a peer takes them next round.
+        result["handing_over"] = sorted(tenants[pk] for pk in covered.handing_over)
+    if covered.unserved:
         result["error"] = "no live ingest worker holds these tenants"
-        result["unserved"] = unserved
+        result["unserved"] = sorted(tenants[pk] for pk in covered.unserved)
+        # Boards must not keep showing "connected", even when no worker is left to say so.
+        mark_unserved(covered.unserved)
     return result
 
 
@@ -125,8 +97,9 @@ async def readyz(request: HttpRequest) -> HttpResponse:
         # K-Accounts and worker ids are nobody else's business: counts only.
         workers = checks["workers"]
         workers["workers"] = len(workers.get("workers", []))
-        if "unserved" in workers:
-            workers["unserved"] = len(workers["unserved"])
+        for key in ("unserved", "handing_over"):
+            if key in workers:
+                workers[key] = len(workers[key])
     return JsonResponse(
         {"status": "ready" if ready else "unavailable", "checks": checks},
         status=200 if ready else 503,

@@ -8,7 +8,8 @@ from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import Now
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -23,6 +24,7 @@ from .models import (
     AuditEntry,
     Extension,
     ExtensionGroup,
+    IngestWorker,
     Membership,
     Tenant,
 )
@@ -121,10 +123,46 @@ class TenantAdmin(TenantScopedAdmin):
         "connection_status",
         "status_since",
         "last_event_at",
+        "served_by",
     ]
     list_filter = ["enabled", "connection_status"]
     search_fields = ["name", "account"]
-    readonly_fields = ["connection_status", "status_since", "status_detail", "last_event_at"]
+    readonly_fields = [
+        "connection_status",
+        "status_since",
+        "status_detail",
+        "last_event_at",
+        "served_by",
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
+        live = IngestWorker.objects.filter(
+            pk=OuterRef("ingest_lease__holder"), expires_at__gt=Now()
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("ingest_lease")
+            .annotate(
+                holder_live=Exists(live),
+                lease_live=Q(ingest_lease__expires_at__gt=Now()),
+            )
+        )
+
+    @admin.display(description=_("ingest worker"))
+    def served_by(self, tenant: Tenant) -> str:
+        """Which worker streams the tenant and since when (the lease table, leases.py)."""
+        lease = getattr(tenant, "ingest_lease", None)
+        if lease is None or not lease.holder or lease.holder.startswith("~"):
+            return "—"
+        when = lease.acquired_at
+        since = timezone.localtime(when).strftime("%Y-%m-%d %H:%M:%S") if when else "?"
+        if getattr(tenant, "holder_live", True) and getattr(tenant, "lease_live", True):
+            return _("%(worker)s since %(since)s") % {"worker": lease.holder, "since": since}
+        return _("%(worker)s since %(since)s (no heartbeat)") % {
+            "worker": lease.holder,
+            "since": since,
+        }
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any

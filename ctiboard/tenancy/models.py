@@ -37,6 +37,8 @@ class ConnectionStatus(models.TextChoices):
     RECONNECTING = "reconnecting", _("Reconnecting")
     MISCONFIGURED = "misconfigured", _("Misconfigured")
     DISABLED = "disabled", _("Disabled")
+    # Set by the surviving workers (or /readyz) when no live worker streams the tenant.
+    UNSERVED = "unserved", _("No live ingest worker")
 
 
 class Tenant(models.Model):
@@ -471,6 +473,8 @@ class IngestWorker(models.Model):
     worker_id = models.CharField(max_length=100, primary_key=True)
     hostname = models.CharField(max_length=255, blank=True)
     pid = models.PositiveIntegerField(default=0)
+    # New at every process start: tells a restarted worker from a second live one (leases.py).
+    incarnation = models.CharField(max_length=32, blank=True, default="")
     started_at = models.DateTimeField()
     # Database time, like every lease expiry: the clocks of the workers' hosts never count.
     expires_at = models.DateTimeField(db_index=True)

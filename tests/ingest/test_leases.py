@@ -5,6 +5,7 @@ Expiry is simulated by moving ``expires_at`` into the past, never by waiting for
 
 import asyncio
 import logging
+import subprocess
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -16,7 +17,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from ctiboard.ingest.database import in_database_thread as _db
-from ctiboard.ingest.leases import Leases, fair_share, live_holders
+from ctiboard.ingest.identity import Identity, IdentityClash, claim
+from ctiboard.ingest.leases import IdentityLost, Leases, fair_share, live_holders
 from ctiboard.ingest.supervisor import Supervisor
 from ctiboard.tenancy.models import IngestLease, IngestWorker, Tenant
 from tests.conftest import make_company
@@ -203,3 +205,56 @@ async def test_a_busy_writer_does_not_cost_the_worker_its_lease_on_sqlite(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+# --- identities: a restarted worker resumes, a second live one is refused ------------------
+
+
+def as_if_run_elsewhere(worker_id: str, *, pid: int = 1) -> None:
+    IngestWorker.objects.filter(pk=worker_id).update(hostname="elsewhere", pid=pid)
+
+
+def test_a_restarted_worker_adopts_the_leases_of_its_dead_predecessor() -> None:
+    tenant = make_company(count=1).tenant
+    before = Leases("host:app", ttl=30)
+    before.heartbeat()
+    assert before.acquire(tenant.pk)
+    process = subprocess.Popen(["true"])  # noqa: S607 - a pid that is surely gone afterwards
+    process.wait()
+    IngestWorker.objects.filter(pk="host:app").update(pid=process.pid)
+
+    after = claim(Identity("host:app", explicit=True), lambda wid: Leases(wid, ttl=30), wait=0)
+    assert after.incarnation != before.incarnation
+    assert after.renew([tenant.pk]) == {tenant.pk}, "resumed at once, no ttl to wait out"
+    assert before.renew([tenant.pk]) == set(), "the old incarnation cannot renew"
+    with pytest.raises(IdentityLost):
+        before.heartbeat()
+
+
+def test_a_predecessor_not_proven_dead_leaves_leases_that_must_expire() -> None:
+    tenant = make_company(count=1).tenant
+    before = Leases("shared", ttl=30)
+    before.heartbeat()
+    assert before.acquire(tenant.pk)
+    as_if_run_elsewhere("shared")
+    expire_worker("shared")  # its heartbeat is stale, but it may still stream until its timer
+
+    after = claim(Identity("shared", explicit=True), lambda wid: Leases(wid, ttl=30), wait=0)
+    assert after.claimable([tenant.pk]) == []
+    assert not after.acquire(tenant.pk)
+    assert before.renew([tenant.pk]) == set()
+    expire_lease(tenant.pk)
+    assert after.acquire(tenant.pk)
+
+
+def test_a_live_identity_is_refused_when_explicit_and_suffixed_when_derived() -> None:
+    running = Leases("host:app", ttl=30)
+    running.heartbeat()
+    as_if_run_elsewhere("host:app")
+
+    with pytest.raises(IdentityClash, match="in use by a live ingest worker"):
+        claim(Identity("host:app", explicit=True), lambda wid: Leases(wid, ttl=30), wait=0)
+    derived = claim(Identity("host:app", explicit=False), lambda wid: Leases(wid, ttl=30), wait=0)
+    assert derived.worker_id == "host:app#2"
+    assert running.heartbeat() == 2, "the running worker keeps its identity"
+    assert set(IngestWorker.objects.values_list("pk", flat=True)) == {"host:app", "host:app#2"}

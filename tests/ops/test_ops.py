@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,12 +14,15 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 
 from ctiboard.asgi import application
+from ctiboard.ingest.coverage import HANDOVER_GRACE
 from ctiboard.ingest.leases import Leases
 from ctiboard.lib.metrics import SOCKETS_OPEN
 from ctiboard.ops.logs import JsonFormatter
 from ctiboard.ops.sockets import CLOSE_SERVICE_RESTART
+from ctiboard.tenancy.models import ConnectionStatus, IngestLease, IngestWorker, Tenant
 from tests.conftest import PASSWORD, Company, make_company
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,14 +111,65 @@ def test_readyz_names_the_tenants_no_worker_holds() -> None:
     assert workers["ok"] is False
     assert workers["unserved"] == [orphan.account]
     assert workers["workers"] == ["worker-1"]
+    # ... and the boards are told: nobody streams it.
+    orphan.refresh_from_db()
+    assert orphan.connection_status == ConnectionStatus.UNSERVED
 
     assert leases.acquire(orphan.pk)
     response = Client().get("/readyz")
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "ready"
 
-    leases.retire()
-    assert Client().get("/readyz").status_code == 503
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_fails_when_the_holders_heartbeat_is_stale_though_its_lease_runs() -> None:
+    tenant = make_company(count=1).tenant
+    leases = Leases("worker-1", ttl=60)
+    leases.heartbeat()
+    assert leases.acquire(tenant.pk)
+    Tenant.objects.filter(pk=tenant.pk).update(connection_status=ConnectionStatus.CONNECTED)
+    assert Client().get("/readyz").status_code == 200
+
+    IngestWorker.objects.filter(pk="worker-1").update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    response = Client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["workers"]["unserved"] == [tenant.account]
+    tenant.refresh_from_db()
+    assert tenant.connection_status == ConnectionStatus.UNSERVED
+    assert tenant.status_payload()["connection_status"] == "unserved"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_grants_a_released_tenant_a_grace_for_the_hand_over() -> None:
+    tenant = make_company(count=1).tenant
+    leases = Leases("worker-1", ttl=60)
+    leases.heartbeat()
+    assert leases.acquire(tenant.pk)
+    leases.retire()  # a graceful stop: the peer takes it in its next round
+
+    response = Client().get("/readyz")
+    assert response.status_code == 200, response.content
+    assert response.json()["checks"]["workers"]["handing_over"] == [tenant.account]
+
+    # Nobody took it within the grace: unserved after all.
+    IngestLease.objects.filter(pk=tenant.pk).update(
+        expires_at=timezone.now() - HANDOVER_GRACE - timedelta(seconds=1)
+    )
+    response = Client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["workers"]["unserved"] == [tenant.account]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_names_no_tenant_to_anonymous_remote_callers() -> None:
+    tenant = make_company(count=1).tenant
+    response = Client(REMOTE_ADDR="203.0.113.9").get("/readyz")
+    assert response.status_code == 503
+    workers = response.json()["checks"]["workers"]
+    assert workers["unserved"] == 1 and workers["workers"] == 0
+    assert tenant.account not in response.content.decode()
 
 
 @pytest.mark.django_db

@@ -205,6 +205,8 @@ class Stack:
         return web
 
     def worker(self, name: str, **env: str) -> Process:
+        # A worker's identity is what a deploy gives it: here its name, unless told otherwise.
+        env.setdefault("CTIBOARD_WORKER_ID", name)
         return self.spawn(name, "manage.py", "ingest", "--poll-interval", "0.5", **env)
 
     def stop_all(self) -> None:

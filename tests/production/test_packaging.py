@@ -109,7 +109,10 @@ def test_every_ctiboard_service_runs_a_real_command(compose: dict[str, Any]) -> 
 
 
 def test_every_variable_set_is_read_by_the_settings(compose: dict[str, Any]) -> None:
-    read = (REPO / "ctiboard" / "settings.py").read_text()
+    # The worker's identity is read where it is derived (ctiboard/ingest/identity.py).
+    read = (REPO / "ctiboard" / "settings.py").read_text() + (
+        REPO / "ctiboard" / "ingest" / "identity.py"
+    ).read_text()
     for name, service in own_services(compose).items():
         for variable in service.get("environment", {}):
             if variable in ("HEALTHCHECK_URL",):
@@ -123,7 +126,10 @@ def test_workers_expose_metrics_and_web_processes_sit_behind_the_proxy(
     services = compose["services"]
     for worker in ("worker1", "worker2"):
         port = services[worker]["environment"]["CTIBOARD_METRICS_PORT"]
-        assert any(f":{port}/metrics" in part for part in services[worker]["healthcheck"]["test"])
+        # /healthz on the metrics port checks the heartbeat and the channel layer.
+        assert any(f":{port}/healthz" in part for part in services[worker]["healthcheck"]["test"])
+    identities = [services[w]["environment"]["CTIBOARD_WORKER_ID"] for w in ("worker1", "worker2")]
+    assert len(set(identities)) == 2, "each worker has an identity of its own"
     caddyfile_mount = next(v for v in services["proxy"]["volumes"] if "Caddyfile" in v)
     caddyfile = (REPO / caddyfile_mount.split(":")[0]).read_text()
     for web in ("web1", "web2"):

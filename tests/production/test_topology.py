@@ -140,12 +140,12 @@ class Topology:
         """account → pid of the live worker holding its lease, as the database says."""
         with psycopg.connect(self.services.database_url, autocommit=True) as conn:
             rows = conn.execute(
-                "SELECT l.tenant_id, l.holder FROM pbx_ingestlease l "
+                "SELECT l.tenant_id, w.pid FROM pbx_ingestlease l "
                 "JOIN pbx_ingestworker w ON w.worker_id = l.holder "
                 "WHERE l.expires_at > now() AND w.expires_at > now()"
             ).fetchall()
         by_id = {pk: account for account, pk in self.tenant_ids.items()}
-        return {by_id[pk]: int(holder.split(":")[1]) for pk, holder in rows if pk in by_id}
+        return {by_id[pk]: int(pid) for pk, pid in rows if pk in by_id}
 
     def held_by(self, *workers: Process) -> dict[int, int]:
         counts = Counter(self.holders().values())

@@ -3,8 +3,11 @@ import logging
 import signal
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from ctiboard.ingest import health
+from ctiboard.ingest.identity import IdentityClash
+from ctiboard.ingest.leases import IdentityLost
 from ctiboard.ingest.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
@@ -23,26 +26,35 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         if settings.CTIBOARD_METRICS_PORT:
-            from prometheus_client import start_http_server
-
-            # This process's own registry: events ingested, stream reconnects, leases held.
-            start_http_server(settings.CTIBOARD_METRICS_PORT, addr=settings.CTIBOARD_METRICS_ADDR)
+            # This process's own registry (events ingested, stream reconnects, leases held)
+            # and /healthz: heartbeat and channel layer.
+            health.serve(settings.CTIBOARD_METRICS_PORT, settings.CTIBOARD_METRICS_ADDR)
             logger.info(
-                "metrics on http://%s:%d/metrics",
+                "metrics and health on http://%s:%d/metrics, /healthz",
                 settings.CTIBOARD_METRICS_ADDR,
                 settings.CTIBOARD_METRICS_PORT,
             )
-        asyncio.run(self._run(options["poll_interval"]))
+        try:
+            asyncio.run(self._run(options["poll_interval"]))
+        except (IdentityClash, IdentityLost) as exc:
+            raise CommandError(str(exc)) from exc
         self.stdout.write("ingest stopped")
 
     async def _run(self, poll_interval: float) -> None:
         supervisor = asyncio.create_task(Supervisor(poll_interval=poll_interval).run())
+        probe = asyncio.create_task(health.probe_layer_forever())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         logger.info("ingest worker started")
-        await stop.wait()
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({supervisor, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        probe.cancel()
+        if supervisor.done():
+            stopping.cancel()
+            supervisor.result()  # refused to start (identity clash) or lost its identity
+            return
         logger.info("ingest worker stopping")
         supervisor.cancel()
         await asyncio.gather(supervisor, return_exceptions=True)
