@@ -33,7 +33,8 @@ class Command(BaseCommand):
                 settings.CTIBOARD_METRICS_PORT,
             )
         asyncio.run(self._run(options["poll_interval"]))
-        self.stdout.write("ingest stopped")
+        # Through logging like every other line (LOG_FORMAT=json), not the command's stdout.
+        logger.info("ingest worker stopped")
 
     async def _run(self, poll_interval: float) -> None:
         supervisor = asyncio.create_task(Supervisor(poll_interval=poll_interval).run())
