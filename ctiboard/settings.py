@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -9,7 +10,44 @@ from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from ctiboard.lib.env import env_bool, env_float, env_int, env_list, env_optional, env_str
+from ctiboard.ops import logs
+from ctiboard.ops.role import application_name, process_role
 from ctiboard.ops.runtime import report_slow_collections, tune_gc
+
+# web, worker, webhooks, demo, ...: CTIBOARD_ROLE, else from the command line. PostgreSQL shows
+# it as application_name, the JSON log lines carry it.
+CTIBOARD_ROLE = process_role(sys.argv, os.environ)
+
+LOG_FORMAT = env_str("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be plain or json")
+# First: whatever fails from here on (a malformed setting included) is logged in the format.
+logs.configure(CTIBOARD_ROLE)
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"()": "ctiboard.ops.logs.PlainFormatter"},
+        "json": {"()": "ctiboard.ops.logs.JsonFormatter"},
+    },
+    "filters": {"repeats": {"()": "ctiboard.lib.outage.ThrottleRepeats"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # Its pub/sub receive task logs a traceback a second while Redis is down. (A logger's
+        # filters do not reach its children: each module's logger is named.)
+        "channels_redis.pubsub": {"filters": ["repeats"]},
+        "channels_redis.core": {"filters": ["repeats"]},
+        "httpx": {"level": "WARNING"},
+        # The pool logs every failed connection attempt while the database is away; the
+        # worker's writers and the web's errors say it once (DATABASE faults, production.md).
+        "psycopg.pool": {"level": "ERROR"},
+        "daphne": {"level": "WARNING"},
+        # Daphne's access log (ops.logs routes it here); set WARNING to silence it.
+        "daphne.access": {"level": env_str("CTIBOARD_ACCESS_LOG_LEVEL", "INFO")},
+        "django.channels.server": {"level": "WARNING"},
+    },
+}
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("CTIBOARD_DATA_DIR", str(BASE_DIR / "var")))
@@ -99,6 +137,10 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'ctiboard.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
+        # A kept or pooled connection is checked before use (the pool's check_connection):
+        # one the server ended (restart, failover, pg_terminate_backend) is replaced instead
+        # of failing the request that got it.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -111,6 +153,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # One file per test process: test runs side by side must not share a database.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = application_name(
+        CTIBOARD_ROLE
+    )
 # PostgreSQL connections come from a pool per process (psycopg_pool, Django's "pool" option):
 # without one, every request and every board socket's connect opened a connection of its own,
 # a new PostgreSQL backend each time (18 % of a web process's time while 1,000 sockets
@@ -125,8 +171,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABAS
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": DATABASE_POOL_SIZE,
-        # A request waits this long for a free connection, then fails with an error.
-        "timeout": 10,
+        # A request waits this long for a free (or, the database away, any) connection, then
+        # fails with an error. The worker retries on its own and may set it shorter.
+        "timeout": env_float("DATABASE_POOL_TIMEOUT", 10, minimum=0.1),
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -209,30 +256,6 @@ CONTENT_SECURITY_POLICY = {
         "base-uri": [NONE],
         "object-src": [NONE],
     }
-}
-
-LOG_FORMAT = env_str("LOG_FORMAT", "plain").strip().lower()
-if LOG_FORMAT not in ("plain", "json"):
-    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be plain or json")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "ctiboard.ops.logs.JsonFormatter"},
-    },
-    "filters": {"repeats": {"()": "ctiboard.lib.outage.ThrottleRepeats"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {
-        # Its pub/sub receive task logs a traceback a second while Redis is down. (A logger's
-        # filters do not reach its children: each module's logger is named.)
-        "channels_redis.pubsub": {"filters": ["repeats"]},
-        "channels_redis.core": {"filters": ["repeats"]},
-        "httpx": {"level": "WARNING"},
-        "daphne": {"level": "WARNING"},
-        "django.channels.server": {"level": "WARNING"},
-    },
 }
 
 # --- ctiboard ---------------------------------------------------------------------------

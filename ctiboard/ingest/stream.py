@@ -22,7 +22,8 @@ from ctiboard.live.groups import ingest_group
 from ctiboard.tenancy.models import ConnectionStatus, Tenant
 
 from . import writer
-from .database import in_database_thread
+from .database import database_unavailable, in_database_thread
+from .outage import DatabaseOutage, stored_status
 
 logger = logging.getLogger(__name__)
 
@@ -147,13 +148,14 @@ class TenantIngest:
         self.committed_seq = 0
         self._sync_now = asyncio.Event()
         self._call_streams: set[_CallStream] = set()
+        self._outage = DatabaseOutage(config.account, config.tenant_id)
 
     @property
     def account(self) -> str:
         return self.config.account
 
     async def run(self) -> None:
-        self.state = await in_database_thread(writer.load_state, self.config.tenant_id)
+        self.state = await self._database(writer.load_state, self.config.tenant_id)
         self.committed_seq = self.state.seq
         # Until both streams are open again, the stored status must not say "connected": a
         # worker killed while connected left it so (boards would call old tiles live).
@@ -423,21 +425,63 @@ class TenantIngest:
                 await self._link("states", ConnectionStatus.CONNECTED, "")
 
     async def _store(self, write: Callable[..., _R], *args: object) -> _R:
-        """Run one store function; on a database error reload the state and retry (the store
-        functions are idempotent); give up after three tries, so the supervisor starts afresh."""
-        for attempt in range(1, 4):
-            assert self.state is not None
+        """Run one store function on the tenant's state until it succeeds (the store functions
+        are idempotent; after a failure the state is reloaded first, it may be ahead of the
+        database). What it was given is kept meanwhile: nothing is lost."""
+        return await self._database(write, *args, with_state=True)
+
+    async def _database(
+        self, function: Callable[..., _R], *args: object, with_state: bool = False
+    ) -> _R:
+        """Run ``function`` in the database thread until it succeeds. While the database is
+        away it retries with backoff for as long as the lease holds (the supervisor cancels
+        the tenant when it lapses); other errors are retried twice, then raised, so the
+        supervisor starts the tenant afresh."""
+        reload, failures = False, 0
+        while True:
             try:
-                result = await in_database_thread(write, self.state, *args)
-                self.committed_seq = self.state.seq
-                return result
-            except Exception:
-                if attempt == 3:
-                    raise
-                logger.exception("%s: storing failed; retrying", self.account)
-                await asyncio.sleep(0.2 * attempt)
-                self.state = await in_database_thread(writer.load_state, self.config.tenant_id)
-        raise AssertionError("unreachable")
+                result = await in_database_thread(self._call, function, args, with_state, reload)
+                if with_state and self.state is not None:
+                    self.committed_seq = self.state.seq
+            except Exception as exc:
+                if database_unavailable(exc):
+                    delay = self._outage.failed(exc, self.queue.qsize())
+                    if self._outage.attempts == 2:  # more than a connection the server ended
+                        await self._outage.announce(
+                            self._outage.unavailable_status(self._shown_status())
+                        )
+                else:
+                    failures += 1
+                    if failures == 3:
+                        raise
+                    logger.exception("%s: storing failed; retrying", self.account)
+                    delay = 0.2 * failures
+                await asyncio.sleep(delay)
+                reload = True
+                continue
+            if self._outage.ongoing:
+                announced = self._outage.noticed
+                self._outage.recovered()
+                if announced:
+                    await self._outage.announce(
+                        await in_database_thread(stored_status, self.config.tenant_id)
+                    )
+            return result
+
+    def _call(
+        self, function: Callable[..., _R], args: tuple[object, ...], with_state: bool, reload: bool
+    ) -> _R:
+        """In the database thread: one attempt, on a reloaded state after a failed one."""
+        if not with_state:
+            return function(*args)
+        if reload or self.state is None:
+            self.state = writer.load_state(self.config.tenant_id)
+        return function(self.state, *args)
+
+    def _shown_status(self) -> str:
+        if self._status_written is not None:
+            return self._status_written[0].value
+        return ConnectionStatus.RECONNECTING.value
 
     async def _link(self, kind: StreamKind, status: ConnectionStatus, detail: str) -> None:
         """One stream's health changed: store the tenant's status if the combination did."""
@@ -457,16 +501,17 @@ class TenantIngest:
 
     async def _publish(self, status: ConnectionStatus, detail: str) -> None:
         if (status, detail) != self._status_written:
-            await in_database_thread(writer.set_status, self.config.tenant_id, status, detail)
+            await self._database(writer.set_status, self.config.tenant_id, status, detail)
             self._status_written = (status, detail)
-            self.status_payload = await in_database_thread(_status_payload, self.config.tenant_id)
+            self.status_payload = await self._database(_status_payload, self.config.tenant_id)
 
     async def _pulse(self) -> None:
         """Tell the boards every PULSE_INTERVAL that this tenant is streamed, where it is and
         how its PBX link is: they notice a silent worker or channel layer, and repair what a
         lost message cost them (live.publish)."""
         while True:
-            if self.status_payload is not None:
+            # Not while the database is away: nothing is stored, the boards must go stale.
+            if self.status_payload is not None and not self._outage.noticed:
                 await publish.tenant_pulse(
                     self.config.tenant_id, self.committed_seq, self.status_payload
                 )

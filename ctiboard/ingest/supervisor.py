@@ -15,10 +15,11 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 
 from ctiboard.lib.metrics import LEASES_HELD, LIVE_WORKERS, forget_tenant
+from ctiboard.lib.outage import Outage
 from ctiboard.tenancy.models import ConnectionStatus, Tenant
 
 from . import coverage, identity, writer
-from .database import in_database_thread
+from .database import database_unavailable, in_database_thread
 from .health import HEALTH, WorkerHealth
 from .leases import DEAD_AFTER_INTERVALS, IdentityLost, Leases, fair_share
 from .stream import TenantConfig, TenantIngest
@@ -50,6 +51,8 @@ class Supervisor:
     ) -> None:
         self.poll_interval = poll_interval
         self.heartbeat_interval = heartbeat_interval
+        # Lease rounds that fail while the database is away: one warning, then a summary.
+        self._database_outage = Outage(logger, "the database (lease rounds)")
         self.ingest_options = ingest_options
         self.identity = (
             identity.Identity(worker_id, explicit=True) if worker_id else identity.configured()
@@ -112,9 +115,13 @@ class Supervisor:
                     for tenant_id in list(self.running):
                         await self._stop(tenant_id, drain=False)
                     raise
-                except Exception:
+                except Exception as exc:
                     # Database away: the expiry timers stop every stream whose lease runs out.
-                    logger.exception("lease round failed; retrying in %.1fs", self.interval)
+                    if not database_unavailable(exc):
+                        logger.exception("lease round failed; retrying in %.1fs", self.interval)
+                    self._database_outage.failed(exc)
+                else:
+                    self._database_outage.recovered()
                 await asyncio.sleep(self.interval)
         finally:
             await self.stop_all()

@@ -79,7 +79,7 @@ def test_a_signal_stops_the_worker_cleanly(
         output_text = log.read_text()
 
     assert returncode == 0, output_text
-    assert "ingest stopped" in output_text and "Traceback" not in output_text, output_text
+    assert "ingest worker stopped" in output_text and "Traceback" not in output_text, output_text
     tenant = Tenant.objects.get(pk=pbx_company.tenant.pk)
     assert (tenant.connection_status, tenant.status_detail) == (
         ConnectionStatus.RECONNECTING,

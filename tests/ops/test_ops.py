@@ -6,7 +6,7 @@ import logging
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -64,7 +64,9 @@ def test_json_formatter_writes_one_object_per_line() -> None:
     assert entry["message"] == "tenant K1: multi\nline"
     assert entry["tenant"] == "K1"
     assert "ValueError: bad" in entry["exception"]
-    assert entry["time"].endswith("+00:00")
+    moment = datetime.fromisoformat(entry["time"])  # 2025-01-31T12:00:00.123Z
+    assert entry["time"].endswith("Z") and moment.utcoffset() == timedelta(0)
+    assert abs(moment.timestamp() - record.created) < 0.001
 
 
 def test_log_format_json_is_used_and_a_typo_is_refused(tmp_path: Path) -> None:

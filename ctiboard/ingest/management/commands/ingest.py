@@ -38,7 +38,8 @@ class Command(BaseCommand):
             asyncio.run(self._run(options["poll_interval"]))
         except (IdentityClash, IdentityLost) as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write("ingest stopped")
+        # Through logging like every other line (LOG_FORMAT=json), not the command's stdout.
+        logger.info("ingest worker stopped")
 
     async def _run(self, poll_interval: float) -> None:
         supervisor = asyncio.create_task(Supervisor(poll_interval=poll_interval).run())
