@@ -284,3 +284,9 @@ def stack(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield running
     finally:
         running.stop_all()
+        # The database is the session's: the next module's workers (another SECRET_KEY) must
+        # not find tenants whose credentials they cannot decrypt, or count them as unserved.
+        import psycopg
+
+        with psycopg.connect(services.admin_dsn, dbname=services.database_name) as conn:
+            conn.execute("UPDATE pbx_tenant SET enabled = false")
