@@ -36,7 +36,8 @@ class Outcome(models.TextChoices):
 
 class EndedBy(models.TextChoices):
     HANGUP = "hangup", _("Hangup event")
-    # No hangup arrived (a stream gap): the extension's line went idle after the last event.
+    # No hangup arrived (a stream gap): the extension's line went idle (or offline) after the
+    # last event, as the state stream reported it on its current connection.
     LINE_IDLE = "line-idle", _("Line became idle")
 
 

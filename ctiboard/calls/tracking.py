@@ -27,11 +27,17 @@ uuid, an internal call has one uuid per extension):
   first gives an in-call leg without ring time); a ``hangup`` of an unknown leg is recorded with
   outcome unknown and no durations.
 - Dangling legs (their hangup fell into a stream gap) end when the extension's line is reported
-  idle at or after the leg's last event (``EndedBy.LINE_IDLE``). Should evidence arrive later,
-  it refines the record: a hangup gives the exact end, an event after the idle line reopens the
-  leg. Events of a leg that ended by hangup are late duplicates and only refine its record.
+  idle or offline (``LINES_WITHOUT_CALL``) at or after the leg's last event
+  (``EndedBy.LINE_IDLE``). Should evidence arrive later, it refines the record: a hangup gives
+  the exact end, an event after the idle line reopens the leg. Events of a leg that ended by
+  hangup are late duplicates and only refine its record.
 - A leg whose line stays idle while nothing is heard of it for a grace period (longer than the
   two streams can be apart) never touched a phone: it ends at its last event (``sweep_idle``).
+  The caller passes only lines the state stream reported on its current connection: a line
+  stored before a gap of that stream says nothing about now.
+- A record whose reported values change after its end was noted (a late hangup, a late event,
+  answered elsewhere, a reopened leg ending again) is noted ended again with ``revises``: the
+  webhooks send it as a correction.
 """
 
 import copy
@@ -94,6 +100,18 @@ RECENT_RECORDS = 5_000
 
 RINGING, ANSWERED, ENDED = "ringing", "answered", "ended"
 
+# Line states that mean the phone has no call: dangling legs of such a line are over.
+LINES_WITHOUT_CALL = frozenset({"idle", "offline"})
+# What a webhook reports of an ended leg: a change of any of these is a correction.
+REPORTED_FIELDS = (
+    "outcome",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "ring_seconds",
+    "talk_seconds",
+)
+
 
 @dataclass(frozen=True)
 class Happened:
@@ -102,6 +120,8 @@ class Happened:
     event: str  # RINGING, ANSWERED or ENDED
     leg: ActiveCall | CallRecord
     at: datetime | None = None  # the answer's time; the leg's own time of the event if None
+    # ENDED only: the leg's end may have been noted before; this one corrects it.
+    revises: bool = False
 
 
 @dataclass
@@ -128,6 +148,9 @@ class CallBook:
     deleted: list[int] = field(default_factory=list)
     # Facts since the writer last took them (``take_happened``).
     happened: list[Happened] = field(default_factory=list)
+    # Active legs whose end may have been noted already: reopened ones, and those loaded from
+    # the database (this worker cannot know). Their next end is noted with ``revises``.
+    maybe_ended: set[Key] = field(default_factory=set)
 
     @classmethod
     def load(cls, tenant_id: int, extensions: dict[str, Extension]) -> "CallBook":
@@ -138,6 +161,7 @@ class CallBook:
             if extension is not None:
                 call.extension = extension
                 book.track(call)
+                book.maybe_ended.add((call.uuid, extension.number))
         latest = CallRecord.objects.filter(tenant_id=tenant_id).order_by("-ended_at")
         numbers = {extension.pk: number for number, extension in extensions.items()}
         rows = latest.values_list("uuid", "extension_id")[:REMEMBERED_RECORDS]
@@ -159,6 +183,7 @@ class CallBook:
         key = (call.uuid, call.extension.number)
         self.active.pop(key, None)
         self.heard.pop(key, None)
+        self.maybe_ended.discard(key)
         self.dirty.pop(key, None)
         legs = self.by_number.get(key[1])
         if legs is not None:
@@ -194,9 +219,16 @@ class CallBook:
     def may_have_records_of(self, uuid: str) -> bool:
         return bool(self.recorded.get(uuid))
 
-    def note(self, event: str, leg: ActiveCall | CallRecord, at: datetime | None = None) -> None:
+    def note(
+        self,
+        event: str,
+        leg: ActiveCall | CallRecord,
+        at: datetime | None = None,
+        *,
+        revises: bool = False,
+    ) -> None:
         # A copy: the leg changes further within the batch, the fact must not.
-        self.happened.append(Happened(event, copy.copy(leg), at))
+        self.happened.append(Happened(event, copy.copy(leg), at, revises))
 
     def take_happened(self) -> list[Happened]:
         happened, self.happened = self.happened, []
@@ -234,30 +266,42 @@ def apply_event(book: CallBook, extension: Extension, event: CallEvent, now: dat
             return False  # the end of a request says nothing about a leg we do not know
         record = _record(book, event.uuid, extension)
         if record is not None and (record.ended_by == EndedBy.HANGUP or at <= record.ended_at):
-            _refine(record, state, at)
+            _refine(book, record, state, at)
             return False
         if record is not None:
             call = _reopen(book, record, extension)
         else:
             call = _new_leg(book, extension, event, at)
         book.track(call)
+        if record is not None:
+            book.maybe_ended.add(key)
     book.heard[key] = time.monotonic()
     _update(book, call, extension, event, state, at)
     book.dirty[key] = call
     if state == "answer" and book.may_have_records_of(event.uuid):
-        # Hunt group: the legs that rang under this uuid and stopped were answered here.
-        CallRecord.objects.filter(
-            tenant_id=book.tenant_id, uuid=event.uuid, outcome=Outcome.MISSED
-        ).exclude(extension=extension).update(outcome=Outcome.ANSWERED_ELSEWHERE)
-        for number in book.recorded.get(event.uuid, ()):
-            kept = book.recent.get((event.uuid, number))
-            if kept is not None and number != extension.number and kept.outcome == Outcome.MISSED:
-                kept.outcome = Outcome.ANSWERED_ELSEWHERE
+        _answered_elsewhere_after_all(book, event.uuid, extension)
     return True
 
 
+def _answered_elsewhere_after_all(book: CallBook, uuid: str, extension: Extension) -> None:
+    """Hunt group: the legs that rang under this uuid and stopped were answered here; their
+    records (reported missed) are corrected."""
+    missed = CallRecord.objects.filter(
+        tenant_id=book.tenant_id, uuid=uuid, outcome=Outcome.MISSED
+    ).exclude(extension=extension)
+    for record in missed.select_related("extension"):
+        record.outcome = Outcome.ANSWERED_ELSEWHERE
+        record.save(update_fields=["outcome"])
+        book.note(ENDED, record, revises=True)
+    for number in book.recorded.get(uuid, ()):
+        kept = book.recent.get((uuid, number))
+        if kept is not None and number != extension.number and kept.outcome == Outcome.MISSED:
+            kept.outcome = Outcome.ANSWERED_ELSEWHERE
+
+
 def reconcile_idle(book: CallBook, extension: Extension, idle_since: datetime) -> bool:
-    """The line is idle since ``idle_since``: legs with nothing newer are over."""
+    """The line has no call (idle or offline) since ``idle_since``: legs with nothing newer
+    are over. The caller vouches that the line state is current."""
     changed = False
     for call in book.legs_of(extension.number):
         if call.last_event_at <= idle_since:
@@ -267,7 +311,8 @@ def reconcile_idle(book: CallBook, extension: Extension, idle_since: datetime) -
 
 
 def sweep_idle(book: CallBook, extension: Extension, quiet_since: float) -> bool:
-    """End the legs of an idle extension not heard of since ``quiet_since`` (monotonic)."""
+    """End the legs of an extension without a call (its line idle or offline, and current)
+    not heard of since ``quiet_since`` (monotonic)."""
     changed = False
     for call in book.legs_of(extension.number):
         if book.heard.get((call.uuid, extension.number), 0.0) <= quiet_since:
@@ -381,6 +426,7 @@ def _record(book: CallBook, uuid: str, extension: Extension) -> CallRecord | Non
         tenant_id=book.tenant_id, uuid=uuid, extension=extension
     ).first()
     if record is not None:
+        record.extension = extension  # for what it reports, without another query
         book.keep_record(record, extension.number)
     return record
 
@@ -440,9 +486,10 @@ def _finish(
         unique_fields=["tenant", "uuid", "extension"],
         update_fields=RECORD_FIELDS,
     )
-    book.remember_record((call.uuid, call.extension.number))
+    key = (call.uuid, call.extension.number)
+    book.remember_record(key)
     book.keep_record(record, call.extension.number)
-    book.note(ENDED, record)
+    book.note(ENDED, record, revises=key in book.maybe_ended)
     if call.pk is not None:
         book.deleted.append(call.pk)
     book.forget(call)
@@ -516,6 +563,7 @@ def _hangup_of_unknown_leg(
         return
     if record.ended_by == EndedBy.LINE_IDLE:
         # The hangup we missed after all: its time is the exact end.
+        reported = _reported(record)
         record.ended_by = EndedBy.HANGUP
         record.ended_at = at
         if event.error and record.outcome != Outcome.ANSWERED:
@@ -524,6 +572,8 @@ def _hangup_of_unknown_leg(
         for name, value in _durations(record.started_at, record.answered_at, at).items():
             setattr(record, name, value)
         record.save()
+        if _reported(record) != reported:
+            book.note(ENDED, record, revises=True)
 
 
 def _error_outcome(error: str, direction: str | None) -> Outcome:
@@ -532,7 +582,11 @@ def _error_outcome(error: str, direction: str | None) -> Outcome:
     return ERROR_OUTCOMES.get(error, Outcome.UNKNOWN)
 
 
-def _refine(record: CallRecord, state: str, at: datetime) -> None:
+def _reported(record: CallRecord) -> tuple[object, ...]:
+    return tuple(getattr(record, name) for name in REPORTED_FIELDS)
+
+
+def _refine(book: CallBook, record: CallRecord, state: str, at: datetime) -> None:
     """A late event of a finished leg (e.g. from the overlap of two call streams)."""
     if at > record.ended_at:
         return
@@ -552,3 +606,4 @@ def _refine(record: CallRecord, state: str, at: datetime) -> None:
         ).items():
             setattr(record, name, value)
         record.save()
+        book.note(ENDED, record, revises=True)

@@ -369,7 +369,9 @@ class TenantIngest:
                 bootstrapping = False
                 await self._link("states", ConnectionStatus.CONNECTED, "")
             if time.monotonic() >= next_sweep:
-                await self._store(writer.sweep_calls, self.call_grace)
+                # A stalled state stream is noticed only after read_timeout: until then its
+                # lines look current, so a leg must be quiet for that long as well.
+                await self._store(writer.sweep_calls, self.call_grace + self.read_timeout)
                 next_sweep = time.monotonic() + self.call_grace / 2
             wake = min(deadline if pending else math.inf, next_sweep)
             try:
@@ -402,6 +404,8 @@ class TenantIngest:
                 if isinstance(item, _Stop):
                     await self._stopped()
                     return
+                if isinstance(item, _Opened | _Lost) and item.kind == "states":
+                    writer.state_stream_changed(self.state)  # stored lines are stale now
                 if isinstance(item, _Listed):
                     await self._store(writer.sync_extensions, item.extensions)
                 elif isinstance(item, _Opened):

@@ -60,6 +60,10 @@ class TenantState:
     calls: tracking.CallBook = field(default_factory=lambda: tracking.CallBook(0))
     webhooks: outbox.Subscriptions = field(default_factory=lambda: outbox.Subscriptions(0))
     last_event_written: float = 0.0  # time.monotonic() of the last last_event_at write
+    # Extensions whose line the state stream reported on its current connection: only their
+    # stored line says what the phone does now, and may end calls (a line stored before a gap
+    # of that stream is stale; the bootstrap after a reconnect reports every line again).
+    lines_current: set[str] = field(default_factory=set)
     attempts_checked: float = 0.0  # time.monotonic() of the last look for stale call attempts
     # Ended outbound legs: uuid -> (time.monotonic() after which an attempt of that uuid still
     # open is concluded, its error); see calls.attempts.
@@ -142,8 +146,10 @@ def apply(state: TenantState, received: Sequence[StateEvent | CallEvent]) -> lis
                 extension = _extension(state, event.extension)
                 if _apply(extension, event, now):
                     changed[extension.number] = extension
-                # An idle line has no call: legs whose hangup we missed end here.
-                if event.line == "idle" and tracking.reconcile_idle(
+                if event.line is not None:
+                    state.lines_current.add(extension.number)
+                # An idle or offline line has no call: legs whose hangup we missed end here.
+                if event.line in tracking.LINES_WITHOUT_CALL and tracking.reconcile_idle(
                     state.calls, extension, event.updated or now
                 ):
                     calls_changed[extension.number] = extension
@@ -179,16 +185,22 @@ def apply_states(state: TenantState, received: list[StateEvent]) -> list[Extensi
     return apply(state, received)
 
 
+def state_stream_changed(state: TenantState) -> None:
+    """The state stream was lost or (re)opened: no stored line is current until it reports it
+    again."""
+    state.lines_current.clear()
+
+
 def reconcile_calls(state: TenantState) -> list[Extension]:
-    """End the legs of extensions whose stored line is idle since their last event (after the
-    call stream reconnected: hangups may have fallen into the gap)."""
+    """End the legs of extensions whose current line has no call (idle or offline) since their
+    last event (after the call stream reconnected: hangups may have fallen into the gap)."""
     now = timezone.now()
     changed = []
     with transaction.atomic():
         for extension in state.extensions.values():
             since = extension.line_since
             if (
-                extension.line == "idle"
+                _without_call(state, extension.number)
                 and since is not None
                 and tracking.reconcile_idle(state.calls, extension, since)
                 and tracking.show_current_call(state.calls, extension)
@@ -200,8 +212,9 @@ def reconcile_calls(state: TenantState) -> list[Extension]:
 
 
 def sweep_calls(state: TenantState, grace: float) -> list[Extension]:
-    """End legs on idle lines not heard of for ``grace`` seconds: they never rang a phone.
-    Now and then, also give up on click-to-call attempts nobody can conclude."""
+    """End legs on current lines without a call not heard of for ``grace`` seconds: they never
+    rang a phone (while the state stream is away, nothing ends). Conclude the click-to-call
+    attempts whose followers did not, and now and then give up on those nobody can conclude."""
     now_mono = time.monotonic()
     ended = {u: error for u, (due, error) in state.attempts_due.items() if due <= now_mono}
     if ended:
@@ -217,7 +230,7 @@ def sweep_calls(state: TenantState, grace: float) -> list[Extension]:
     if not state.calls.active:
         return []
     quiet_since = time.monotonic() - grace
-    idle = {number for _, number in state.calls.active if _is_idle(state, number)}
+    idle = {number for _, number in state.calls.active if _without_call(state, number)}
     if not idle:
         return []
     now = timezone.now()
@@ -234,9 +247,13 @@ def sweep_calls(state: TenantState, grace: float) -> list[Extension]:
     return changed
 
 
-def _is_idle(state: TenantState, number: str) -> bool:
+def _without_call(state: TenantState, number: str) -> bool:
     extension = state.extensions.get(number)
-    return extension is not None and extension.line == "idle"
+    return (
+        extension is not None
+        and extension.line in tracking.LINES_WITHOUT_CALL
+        and number in state.lines_current
+    )
 
 
 def mark_unknown(state: TenantState, numbers: Iterable[str]) -> list[Extension]:

@@ -4,7 +4,7 @@ And the admin's re-sync request reaches the worker. Connected here, so tenancy s
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
 from ctiboard.tenancy.models import ExtensionGroup, Membership
 from ctiboard.tenancy.signals import resync_requested
@@ -33,9 +33,25 @@ def _group_deleted(sender: Any, instance: ExtensionGroup, **kwargs: Any) -> None
         publish.visibility_changed(user_id)
 
 
+# What of the user himself decides what his boards show (the rest is in his memberships):
+# a login (last_login), a new name, e-mail or password changes none of it.
+USER_RIGHTS = ("is_active", "is_staff", "is_superuser")
+_RIGHTS_BEFORE = "_ctiboard_rights_before"
+
+
+def _user_saving(sender: Any, instance: Any, raw: bool, update_fields: Any, **kwargs: Any) -> None:
+    before = None
+    if not raw and instance.pk is not None and set(update_fields or USER_RIGHTS) & {*USER_RIGHTS}:
+        before = sender.objects.filter(pk=instance.pk).values_list(*USER_RIGHTS).first()
+    setattr(instance, _RIGHTS_BEFORE, before)
+
+
 def _user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
-    # Deactivating a user must end his open boards.
-    if not created:
+    # Deactivating a user must end his open boards; other saves leave them alone.
+    before = instance.__dict__.pop(_RIGHTS_BEFORE, None)
+    if created or before is None:
+        return
+    if tuple(getattr(instance, name) for name in USER_RIGHTS) != before:
         publish.visibility_changed(instance.pk)
 
 
@@ -56,4 +72,5 @@ def connect() -> None:
             _membership_links_changed, sender=through, dispatch_uid=f"links-{through.__name__}"
         )
     pre_delete.connect(_group_deleted, sender=ExtensionGroup, dispatch_uid="group-deleted")
+    pre_save.connect(_user_saving, sender=get_user_model(), dispatch_uid="user-saving")
     post_save.connect(_user_saved, sender=get_user_model(), dispatch_uid="user-saved")

@@ -110,6 +110,9 @@ class WebhookDelivery(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
     event = models.CharField(_("event"), max_length=10, choices=Event.choices)
+    # 0 for the first request of an event; an ended leg whose record was corrected afterwards
+    # is sent again with the next revision (receivers keep the highest).
+    revision = models.PositiveIntegerField(_("revision"), default=0)
     uuid = models.CharField(max_length=64)
     extension = models.ForeignKey(Extension, on_delete=models.CASCADE, related_name="+")
     occurred_at = models.DateTimeField(_("event time"), null=True, blank=True)
@@ -136,9 +139,10 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-created", "-pk"]
         constraints = [
-            # Once per event: a leg that ends twice (reopened after an idle line) reports once.
+            # Once per event and revision: repeated events of a leg report nothing new.
             models.UniqueConstraint(
-                fields=["webhook", "uuid", "extension", "event"], name="unique_webhook_delivery"
+                fields=["webhook", "uuid", "extension", "event", "revision"],
+                name="unique_webhook_delivery_revision",
             )
         ]
         indexes = [

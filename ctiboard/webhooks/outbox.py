@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Max
+
 from ctiboard.calls.models import ActiveCall, CallRecord
 from ctiboard.calls.tracking import Happened
 
@@ -87,7 +89,13 @@ class Subscriptions:
 def report(happened: Iterable[Happened], subscriptions: Subscriptions) -> None:
     """Inside the ingest's transaction: queue what happened to call legs for the webhooks."""
     for fact in happened:
-        enqueue(Event(fact.event), fact.leg, at=fact.at, subscribers=subscriptions.current())
+        enqueue(
+            Event(fact.event),
+            fact.leg,
+            at=fact.at,
+            subscribers=subscriptions.current(),
+            revises=fact.revises,
+        )
 
 
 def enqueue(
@@ -96,11 +104,14 @@ def enqueue(
     *,
     at: datetime | None = None,
     subscribers: list[Subscriber] | None = None,
+    revises: bool = False,
 ) -> int:
     """Inside the caller's transaction: queue ``event`` of this call leg (at ``at``, by default
     the leg's own time of it) for every enabled webhook of its tenant that wants the event and
     watches the leg's extension; returns how many. ``subscribers``: the tenant's, if the
-    caller has read them already (the ingest worker reads them once per batch)."""
+    caller has read them already (the ingest worker reads them once per batch). ``revises``:
+    the leg's end may have been queued before; a webhook that has it gets a correction (the
+    next revision), one that has not gets its first."""
     extension = leg.extension
     if subscribers is None:
         subscribers = subscribers_of(leg.tenant_id)
@@ -118,6 +129,7 @@ def enqueue(
         ANSWERED: answered_at,
         ENDED: record.ended_at if record else None,
     }.get(event)
+    revisions = _next_revisions(hooks, leg) if revises and event == ENDED else {}
     values = payloads.values_of(
         event,
         account=hooks[0].tenant.account,
@@ -136,8 +148,10 @@ def enqueue(
     )
     rows = []
     for hook in hooks:
+        revision = revisions.get(hook.pk, 0)
+        hook_values = {**values, "corrected": revision > 0, "revision": revision}
         try:
-            request = payloads.render(hook.body_format, hook.template, hook.url, values)
+            request = payloads.render(hook.body_format, hook.template, hook.url, hook_values)
         except payloads.TemplateError as exc:  # validated when saved; never stop the ingest
             logger.warning("webhook %s: template does not render: %s", hook.pk, exc)
             continue
@@ -146,6 +160,7 @@ def enqueue(
                 tenant_id=leg.tenant_id,
                 webhook=hook,
                 event=event,
+                revision=revision,
                 uuid=leg.uuid,
                 extension=extension,
                 occurred_at=occurred_at,
@@ -155,10 +170,22 @@ def enqueue(
                 body=request.body,
             )
         )
-    # A repeated event of the same leg (e.g. it ended, was reopened and ended again) is
-    # already queued: the unique constraint keeps the first.
+    # A repeated event of the same leg (the overlap of two call streams) is already queued:
+    # the unique constraint keeps the first.
     WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)
+
+
+def _next_revisions(hooks: list[Webhook], leg: ActiveCall | CallRecord) -> dict[int, int]:
+    """Per webhook that has queued this leg's end already: the revision of a correction."""
+    queued = (
+        WebhookDelivery.objects.filter(
+            webhook__in=hooks, uuid=leg.uuid, extension_id=leg.extension_id, event=ENDED
+        )
+        .values("webhook_id")
+        .annotate(latest=Max("revision"))
+    )
+    return {row["webhook_id"]: row["latest"] + 1 for row in queued}
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:

@@ -16,6 +16,11 @@ webhook's secret, of ``<X-Ctiboard-Timestamp> "." <payload>``; the payload is th
 body, or for GET the exact query string (everything after ``?``). The timestamp is Unix seconds
 at sending time; receivers reject old ones (``verify``), so a captured request cannot be
 replayed later, and it cannot be altered because it is signed.
+
+Corrections: a call record corrected after its ``ended`` was queued (the hangup that follows a
+gap, a late answer, a hunt-group leg answered elsewhere) is sent again as ``ended`` with
+``corrected`` true, the next ``revision`` (0 for the first) and a new delivery id: receivers keep
+the highest revision of a leg (uuid + extension), whatever order retries arrive in.
 """
 
 import hashlib
@@ -52,6 +57,8 @@ PLACEHOLDERS: dict[str, Any] = {
     "ended_at": _("when it ended"),
     "ring_seconds": _("seconds it rang"),
     "talk_seconds": _("seconds of talk"),
+    "corrected": _("ended only: true if this corrects an ended sent before"),
+    "revision": _("0, then 1, 2, … for each correction of the same ended leg"),
 }
 
 DEFAULT_JSON_TEMPLATE = json.dumps({name: "{" + name + "}" for name in PLACEHOLDERS}, indent=2)
@@ -99,6 +106,8 @@ def _fill(text: str, values: Mapping[str, Value], encode: Callable[[Value], str]
 
 
 def _as_text(value: Value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as in the JSON body
     return "" if value is None else str(value)
 
 
@@ -164,6 +173,7 @@ def values_of(
     ended_at: datetime | None,
     ring_seconds: float | None,
     talk_seconds: float | None,
+    revision: int = 0,
 ) -> dict[str, Value]:
     if direction == "inbound":
         caller, callee = partner, extension
@@ -188,6 +198,8 @@ def values_of(
         "ended_at": _iso(ended_at),
         "ring_seconds": None if ring_seconds is None else round(ring_seconds, 3),
         "talk_seconds": None if talk_seconds is None else round(talk_seconds, 3),
+        "corrected": revision > 0,
+        "revision": revision,
     }
 
 

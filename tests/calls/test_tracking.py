@@ -423,3 +423,33 @@ def test_the_hangup_after_an_idle_line_refines_the_record_without_reading_it(
     assert not [sql for sql in reads if "calls_callrecord" in sql]
     record = the_record("u1")
     assert (record.ended_by, record.talk_seconds) == (EndedBy.HANGUP, 17.0)
+
+
+def test_an_offline_line_ends_a_dangling_leg_like_an_idle_one(state: writer.TenantState) -> None:
+    feed(state, call("u1", "ring", seconds=0), call("u1", "answer", seconds=2))
+    feed(state, line("100", "offline", 1))  # older than the answer: says nothing of it
+    assert ActiveCall.objects.filter(uuid="u1").exists()
+    feed(state, line("100", "offline", 30))
+    assert not ActiveCall.objects.exists()
+    record = the_record("u1")
+    assert (record.outcome, record.ended_by, record.talk_seconds) == (
+        Outcome.ANSWERED,
+        EndedBy.LINE_IDLE,
+        28.0,
+    )
+
+
+def test_lines_from_before_the_state_stream_reconnected_end_no_call(
+    state: writer.TenantState,
+) -> None:
+    feed(state, line("100", "idle", 0), line("101", "idle", 0))
+    feed(state, call("u1", "ring", "100", 5), call("u2", "ring", "101", 5))
+    writer.state_stream_changed(state)  # lost: what is stored may be stale from now on
+    state.extensions["101"].line_since = T0 + timedelta(seconds=6)  # as if idle after the ring
+    assert writer.sweep_calls(state, 0.0) == []
+    assert writer.reconcile_calls(state) == []
+    assert set(ActiveCall.objects.values_list("uuid", flat=True)) == {"u1", "u2"}
+    writer.state_stream_changed(state)  # reopened: its bootstrap reports each line again
+    feed(state, line("100", "idle", 0))
+    assert [e.number for e in writer.sweep_calls(state, 0.0)] == ["100"]
+    assert set(ActiveCall.objects.values_list("uuid", flat=True)) == {"u2"}

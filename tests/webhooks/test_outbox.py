@@ -54,13 +54,27 @@ def test_a_missed_call_rings_and_ends(company: Company) -> None:
     assert json.loads(WebhookDelivery.objects.get(event="ended").body)["outcome"] == "missed"
 
 
-def test_a_leg_ended_by_its_idle_line_and_reopened_ends_once(company: Company) -> None:
+def test_a_leg_ended_by_its_idle_line_and_reopened_ends_again_as_a_correction(
+    company: Company,
+) -> None:
     webhook(company.tenant, URL)
     feed(company.tenant, call("u3", "ring", "100", 0), call("u3", "answer", "100", 2))
     feed(company.tenant, line("100", "idle", 10))  # the hangup fell into a gap
     feed(company.tenant, call("u3", "answer", "100", 12))  # ... but the call goes on
     feed(company.tenant, call("u3", "hangup", "100", 30))
-    assert queued() == [("ringing", "u3", "100"), ("answered", "u3", "100"), ("ended", "u3", "100")]
+    assert queued() == [
+        ("ringing", "u3", "100"),
+        ("answered", "u3", "100"),
+        ("ended", "u3", "100"),
+        ("ended", "u3", "100"),
+    ]
+    first, second = WebhookDelivery.objects.filter(event="ended").order_by("pk")
+    assert (first.revision, second.revision) == (0, 1)
+    bodies = [json.loads(d.body) for d in (first, second)]
+    assert [(b["corrected"], b["revision"], b["talk_seconds"]) for b in bodies] == [
+        (False, 0, 8.0),
+        (True, 1, 28.0),
+    ]
 
 
 def test_events_extensions_and_groups_limit_a_webhook(company: Company) -> None:

@@ -7,70 +7,209 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('pbx', '0006_tenant_history_days'),
+        ("pbx", "0006_tenant_history_days"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Webhook',
+            name="Webhook",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, verbose_name='name')),
-                ('url', models.URLField(max_length=500, verbose_name='URL')),
-                ('enabled', models.BooleanField(default=True, verbose_name='enabled')),
-                ('on_ringing', models.BooleanField(default=True, verbose_name='when a call rings')),
-                ('on_answered', models.BooleanField(default=True, verbose_name='when a call is answered')),
-                ('on_ended', models.BooleanField(default=True, verbose_name='when a call ends')),
-                ('body_format', models.CharField(choices=[('json', 'POST with a JSON body'), ('form', 'POST with a form-encoded body'), ('query', 'GET with a query string')], default='json', max_length=10, verbose_name='request')),
-                ('template', models.TextField(blank=True, help_text='Empty: every value. JSON: a JSON document whose strings may contain placeholders (a string that is just one placeholder becomes the value: number or null). Form and query: e.g. caller={caller}&event={event}. Placeholders: {event}, {uuid}, {account}, {extension}, {extension_name}, {direction}, {caller}, {callee}, {partner}, {outcome}, {timestamp}, {started_at}, {answered_at}, {ended_at}, {ring_seconds}, {talk_seconds}.', verbose_name='template')),
-                ('secret', ctiboard.lib.secrets.EncryptedTextField(help_text="Signs every request: X-Ctiboard-Signature: sha256=HMAC-SHA256(secret, X-Ctiboard-Timestamp + '.' + body or query string).", verbose_name='shared secret')),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('updated', models.DateTimeField(auto_now=True)),
-                ('extensions', models.ManyToManyField(blank=True, help_text='With neither extensions nor groups chosen: every extension.', related_name='+', to='pbx.extension', verbose_name='only these extensions')),
-                ('groups', models.ManyToManyField(blank=True, related_name='+', to='pbx.extensiongroup', verbose_name='only these groups')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='webhooks', to='pbx.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, verbose_name="name")),
+                ("url", models.URLField(max_length=500, verbose_name="URL")),
+                ("enabled", models.BooleanField(default=True, verbose_name="enabled")),
+                ("on_ringing", models.BooleanField(default=True, verbose_name="when a call rings")),
+                (
+                    "on_answered",
+                    models.BooleanField(default=True, verbose_name="when a call is answered"),
+                ),
+                ("on_ended", models.BooleanField(default=True, verbose_name="when a call ends")),
+                (
+                    "body_format",
+                    models.CharField(
+                        choices=[
+                            ("json", "POST with a JSON body"),
+                            ("form", "POST with a form-encoded body"),
+                            ("query", "GET with a query string"),
+                        ],
+                        default="json",
+                        max_length=10,
+                        verbose_name="request",
+                    ),
+                ),
+                (
+                    "template",
+                    models.TextField(
+                        blank=True,
+                        help_text="Empty: every value. JSON: a JSON document whose strings may contain placeholders (a string that is just one placeholder becomes the value: number or null). Form and query: e.g. caller={caller}&event={event}. Placeholders: {event}, {uuid}, {account}, {extension}, {extension_name}, {direction}, {caller}, {callee}, {partner}, {outcome}, {timestamp}, {started_at}, {answered_at}, {ended_at}, {ring_seconds}, {talk_seconds}.",
+                        verbose_name="template",
+                    ),
+                ),
+                (
+                    "secret",
+                    ctiboard.lib.secrets.EncryptedTextField(
+                        help_text="Signs every request: X-Ctiboard-Signature: sha256=HMAC-SHA256(secret, X-Ctiboard-Timestamp + '.' + body or query string).",
+                        verbose_name="shared secret",
+                    ),
+                ),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                ("updated", models.DateTimeField(auto_now=True)),
+                (
+                    "extensions",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="With neither extensions nor groups chosen: every extension.",
+                        related_name="+",
+                        to="pbx.extension",
+                        verbose_name="only these extensions",
+                    ),
+                ),
+                (
+                    "groups",
+                    models.ManyToManyField(
+                        blank=True,
+                        related_name="+",
+                        to="pbx.extensiongroup",
+                        verbose_name="only these groups",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="webhooks",
+                        to="pbx.tenant",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'webhook',
-                'verbose_name_plural': 'webhooks',
-                'ordering': ['tenant', 'name'],
+                "verbose_name": "webhook",
+                "verbose_name_plural": "webhooks",
+                "ordering": ["tenant", "name"],
             },
         ),
         migrations.CreateModel(
-            name='WebhookDelivery',
+            name="WebhookDelivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event', models.CharField(choices=[('ringing', 'Ringing'), ('answered', 'Answered'), ('ended', 'Ended')], max_length=10, verbose_name='event')),
-                ('uuid', models.CharField(max_length=64)),
-                ('occurred_at', models.DateTimeField(blank=True, null=True, verbose_name='event time')),
-                ('method', models.CharField(max_length=8)),
-                ('url', models.TextField()),
-                ('content_type', models.CharField(blank=True, max_length=100)),
-                ('body', models.TextField(blank=True)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('sending', 'Sending'), ('delivered', 'Delivered'), ('failed', 'Failed')], default='pending', max_length=10, verbose_name='status')),
-                ('attempts', models.PositiveIntegerField(default=0, verbose_name='attempts')),
-                ('created', models.DateTimeField(db_default=django.db.models.functions.datetime.Now(), verbose_name='created')),
-                ('next_attempt_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
-                ('claim_token', models.CharField(blank=True, max_length=32)),
-                ('claimed_until', models.DateTimeField(blank=True, null=True)),
-                ('last_attempt_at', models.DateTimeField(blank=True, null=True, verbose_name='last attempt')),
-                ('delivered_at', models.DateTimeField(blank=True, null=True, verbose_name='delivered')),
-                ('response_status', models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='HTTP status')),
-                ('last_error', models.CharField(blank=True, max_length=500, verbose_name='last error')),
-                ('extension', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='pbx.extension')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='pbx.tenant')),
-                ('webhook', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='webhooks.webhook')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "event",
+                    models.CharField(
+                        choices=[
+                            ("ringing", "Ringing"),
+                            ("answered", "Answered"),
+                            ("ended", "Ended"),
+                        ],
+                        max_length=10,
+                        verbose_name="event",
+                    ),
+                ),
+                ("uuid", models.CharField(max_length=64)),
+                (
+                    "occurred_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="event time"),
+                ),
+                ("method", models.CharField(max_length=8)),
+                ("url", models.TextField()),
+                ("content_type", models.CharField(blank=True, max_length=100)),
+                ("body", models.TextField(blank=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("sending", "Sending"),
+                            ("delivered", "Delivered"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                        verbose_name="status",
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0, verbose_name="attempts")),
+                (
+                    "created",
+                    models.DateTimeField(
+                        db_default=django.db.models.functions.datetime.Now(), verbose_name="created"
+                    ),
+                ),
+                (
+                    "next_attempt_at",
+                    models.DateTimeField(db_default=django.db.models.functions.datetime.Now()),
+                ),
+                ("claim_token", models.CharField(blank=True, max_length=32)),
+                ("claimed_until", models.DateTimeField(blank=True, null=True)),
+                (
+                    "last_attempt_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last attempt"),
+                ),
+                (
+                    "delivered_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="delivered"),
+                ),
+                (
+                    "response_status",
+                    models.PositiveSmallIntegerField(
+                        blank=True, null=True, verbose_name="HTTP status"
+                    ),
+                ),
+                (
+                    "last_error",
+                    models.CharField(blank=True, max_length=500, verbose_name="last error"),
+                ),
+                (
+                    "extension",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="pbx.extension",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="pbx.tenant",
+                    ),
+                ),
+                (
+                    "webhook",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="webhooks.webhook",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'webhook delivery',
-                'verbose_name_plural': 'webhook deliveries',
-                'ordering': ['-created', '-pk'],
-                'indexes': [models.Index(fields=['status', 'next_attempt_at'], name='webhook_delivery_due'), models.Index(fields=['tenant', 'created'], name='webhook_delivery_log')],
-                'constraints': [models.UniqueConstraint(fields=('webhook', 'uuid', 'extension', 'event'), name='unique_webhook_delivery')],
+                "verbose_name": "webhook delivery",
+                "verbose_name_plural": "webhook deliveries",
+                "ordering": ["-created", "-pk"],
+                "indexes": [
+                    models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due"),
+                    models.Index(fields=["tenant", "created"], name="webhook_delivery_log"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("webhook", "uuid", "extension", "event"),
+                        name="unique_webhook_delivery",
+                    )
+                ],
             },
         ),
     ]
