@@ -91,7 +91,8 @@
       times.push(Date.parse(link.dataset.since || ""));
     }
     if (connected && pbxStatus && pbxStatus !== "connected") {
-      why.push(label("why-pbx"));
+      // "unserved": no worker streams the PBX (the readiness check says so), not the PBX.
+      why.push(label(pbxStatus === "unserved" ? "why-link" : "why-pbx"));
       times.push(Date.parse(pbx.dataset.since || ""));
     }
     var known = times.filter(function (t) { return !isNaN(t); });

@@ -6,6 +6,7 @@ of its own, so parallel runs on one machine never see each other. Without Postgr
 the tests that need them are skipped, and ``pytest -ra`` prints why.
 """
 
+import contextlib
 import json
 import os
 import secrets
@@ -259,9 +260,10 @@ def seed(stack: Stack, spec: dict[str, Any]) -> dict[str, int]:
     return json.loads(stack.run("-c", SEED, json.dumps(spec)).strip().splitlines()[-1])
 
 
-@pytest.fixture(scope="module")
-def stack(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    logs = tmp_path_factory.mktemp("production")
+@contextlib.contextmanager
+def running_stack(services: Services, logs: Path, **overrides: str) -> Iterator[Stack]:
+    """A topology's environment on the session's database, migrated; its processes stopped
+    and the database's tenants disabled at the end."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "ctiboard.settings",
@@ -276,6 +278,7 @@ def stack(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "LOG_LEVEL": "INFO",
         "HTTPS": "0",  # plain HTTP on 127.0.0.1
     }
+    env.update(overrides)
     for name in ("CTIBOARD_STATIC_MANIFEST", "CTIBOARD_EMBEDDED_SIMULATOR", "DEBUG"):
         env.pop(name, None)
     running = Stack(env=env, logs=logs)
@@ -290,3 +293,9 @@ def stack(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
         with psycopg.connect(services.admin_dsn, dbname=services.database_name) as conn:
             conn.execute("UPDATE pbx_tenant SET enabled = false")
+
+
+@pytest.fixture(scope="module")
+def stack(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(services, tmp_path_factory.mktemp("production")) as running:
+        yield running

@@ -11,85 +11,24 @@ import json
 import re
 import signal
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
 import psycopg
 import pytest
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
 
-from ctiboard.cti.events import LINE_STATES, PRESENCES
 from ctiboard.simulator.control import SimulatorControl
 from ctiboard.simulator.testing import SimulatorProcess
 from tests.conftest import unique_account
 
 from .conftest import Process, Services, Stack, Web, free_port, seed, wait_for
+from .support import BoardSocket, truth
 
 pytestmark = [pytest.mark.production, pytest.mark.timeout(180)]
 
 PASSWORD = "correct horse battery staple"
-TILE = re.compile(
-    r'<article id="ext-\d+" class="tile line-([\w-]+) presence-([\w-]+)[^"]*"\s+'
-    r'data-seq="(\d+)" data-number="([^"]+)"'
-)
-
-
-class BoardSocket:
-    """A browser's board socket: keeps the tiles it was sent, number → (line, presence)."""
-
-    def __init__(self, web: Web, account: str, session: str) -> None:
-        self.account = account
-        self.tiles: dict[str, tuple[str, str]] = {}
-        self._connection = connect(
-            f"{web.ws_url}/ws/board/{account}/",
-            origin=web.url,  # type: ignore[arg-type]
-            additional_headers={"Cookie": f"sessionid={session}"},
-            open_timeout=10,
-        )
-        self.ws: ClientConnection = self._connection.__enter__()
-
-    def _take(self, frame: str | bytes) -> None:
-        text = frame if isinstance(frame, str) else frame.decode()
-        for line, presence, _seq, number in TILE.findall(text):
-            self.tiles[number] = (line, presence)
-
-    def wait_until(self, check: Callable[[dict[str, tuple[str, str]]], bool], what: str) -> None:
-        deadline = time.monotonic() + 20
-        while not check(self.tiles):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"{self.account}: not within 20s: {what}; has {self.tiles}")
-            with contextlib.suppress(TimeoutError):
-                self._take(self.ws.recv(timeout=remaining))
-
-    def shows(self, truth: dict[str, tuple[str, str]]) -> None:
-        self.wait_until(lambda tiles: tiles == truth, f"the board shows {truth}")
-
-    def close_code(self) -> int | None:
-        """Read until the server closes; the close code it sent."""
-        try:
-            while True:
-                self._take(self.ws.recv(timeout=20))
-        except ConnectionClosed as closed:
-            return closed.rcvd.code if closed.rcvd else None
-
-    def close(self) -> None:
-        self._connection.__exit__(None, None, None)
-
-
-def truth(control: SimulatorControl, account: str) -> dict[str, tuple[str, str]]:
-    """The simulator's states as the tiles show them (CSS tokens)."""
-    return {
-        s["extension"]: (
-            s["line"] if s["line"] in LINE_STATES else "unknown",
-            (s["presence"] or "null") if (s["presence"] or "null") in PRESENCES else "unknown",
-        )
-        for s in control.states(account)
-    }
 
 
 @dataclass

@@ -1,0 +1,88 @@
+"""Helpers of the production tests: a browser's board socket, the simulator's truth."""
+
+import contextlib
+import re
+import time
+from collections.abc import Callable
+
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from ctiboard.cti.events import LINE_STATES, PRESENCES
+from ctiboard.simulator.control import SimulatorControl
+
+from .conftest import Web
+
+LINK = re.compile(r'<span id="link-status"[^>]*data-live="([01]?)"')
+TILE = re.compile(
+    r'<article id="ext-\d+" class="tile line-([\w-]+) presence-([\w-]+)[^"]*"\s+'
+    r'data-seq="(\d+)" data-number="([^"]+)"'
+)
+
+
+class BoardSocket:
+    """A browser's board socket: keeps the tiles it was sent, number → (line, presence)."""
+
+    def __init__(self, web: Web, account: str, session: str) -> None:
+        self.account = account
+        self.tiles: dict[str, tuple[str, str]] = {}
+        # The link to the worker as the page was last told: "1" live, "0" broken, "" waiting.
+        self.link = ""
+        self._connection = connect(
+            f"{web.ws_url}/ws/board/{account}/",
+            origin=web.url,  # type: ignore[arg-type]
+            additional_headers={"Cookie": f"sessionid={session}"},
+            open_timeout=10,
+        )
+        self.ws: ClientConnection = self._connection.__enter__()
+
+    def _take(self, frame: str | bytes) -> None:
+        text = frame if isinstance(frame, str) else frame.decode()
+        for line, presence, _seq, number in TILE.findall(text):
+            self.tiles[number] = (line, presence)
+        link = LINK.search(text)
+        if link:
+            self.link = link[1]
+
+    def wait_until(self, check: Callable[[dict[str, tuple[str, str]]], bool], what: str) -> None:
+        deadline = time.monotonic() + 20
+        while not check(self.tiles):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{self.account}: not within 20s: {what}; has {self.tiles}")
+            with contextlib.suppress(TimeoutError):
+                self._take(self.ws.recv(timeout=remaining))
+
+    def link_is(self, live: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while self.link != live:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{self.account}: link not {live!r} within {timeout}s")
+            with contextlib.suppress(TimeoutError):
+                self._take(self.ws.recv(timeout=remaining))
+
+    def shows(self, truth: dict[str, tuple[str, str]]) -> None:
+        self.wait_until(lambda tiles: tiles == truth, f"the board shows {truth}")
+
+    def close_code(self) -> int | None:
+        """Read until the server closes; the close code it sent."""
+        try:
+            while True:
+                self._take(self.ws.recv(timeout=20))
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
+
+    def close(self) -> None:
+        self._connection.__exit__(None, None, None)
+
+
+def truth(control: SimulatorControl, account: str) -> dict[str, tuple[str, str]]:
+    """The simulator's states as the tiles show them (CSS tokens)."""
+    return {
+        s["extension"]: (
+            s["line"] if s["line"] in LINE_STATES else "unknown",
+            (s["presence"] or "null") if (s["presence"] or "null") in PRESENCES else "unknown",
+        )
+        for s in control.states(account)
+    }
