@@ -112,8 +112,10 @@ class FanOut:
         feed = self._feeds.get(tenant_id)
         if feed is None:
             feed = self._feeds[tenant_id] = _Feed(tenant_id)
-        failed = feed.opened is not None and feed.opened.done() and (
-            feed.opened.cancelled() or feed.opened.exception() is not None
+        failed = (
+            feed.opened is not None
+            and feed.opened.done()
+            and (feed.opened.cancelled() or feed.opened.exception() is not None)
         )
         if feed.opened is None or failed:
             # The first subscription, or the last try failed (the channel layer was down).
