@@ -10,35 +10,20 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from ctiboard.asgi import application
 from ctiboard.ingest.coverage import HANDOVER_GRACE
 from ctiboard.ingest.leases import Leases
 from ctiboard.lib.metrics import SOCKETS_OPEN
 from ctiboard.ops.logs import JsonFormatter
 from ctiboard.ops.sockets import CLOSE_SERVICE_RESTART
 from ctiboard.tenancy.models import ConnectionStatus, IngestLease, IngestWorker, Tenant
-from tests.conftest import PASSWORD, Company, make_company
+from tests.board.support import connect
+from tests.conftest import Company, make_company
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _session_cookie(user: User) -> bytes:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
-
-
-async def connect(user: User | None, account: str) -> WebsocketCommunicator:
-    headers = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
-    if user is not None:
-        headers.append((b"cookie", await sync_to_async(_session_cookie)(user)))
-    return WebsocketCommunicator(application, f"/ws/board/{account}/", headers=headers)
 
 
 def test_json_formatter_writes_one_object_per_line() -> None:

@@ -4,6 +4,7 @@ import contextlib
 import re
 import time
 from collections.abc import Callable
+from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
@@ -86,3 +87,16 @@ def truth(control: SimulatorControl, account: str) -> dict[str, tuple[str, str]]
         )
         for s in control.states(account)
     }
+
+
+def simulated_tenants(
+    control: SimulatorControl, accounts: list[str], **options: Any
+) -> dict[str, list[str]]:
+    """Tenants of the simulator, 4 extensions each: account -> [API username, password]."""
+    credentials = {}
+    for account in accounts:
+        credentials[account] = [f"{account}/ctiboard", f"secret-{account}"]
+        control.create_tenant(
+            account, *credentials[account], extensions=4, time_scale=0.02, **options
+        )
+    return credentials

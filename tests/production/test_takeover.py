@@ -18,6 +18,7 @@ from ctiboard.simulator.testing import SimulatorProcess
 from tests.conftest import unique_account
 
 from .conftest import Process, Services, Stack, Web, free_port, seed, wait_for
+from .support import simulated_tenants
 
 pytestmark = [pytest.mark.production, pytest.mark.timeout(180)]
 
@@ -83,12 +84,7 @@ class ReadyzWatch:
 @pytest.fixture(scope="module")
 def takeover(stack: Stack, services: Services, simulator: SimulatorProcess) -> Iterator[Takeover]:
     accounts = [unique_account() for _ in range(2)]
-    credentials = {}
-    for account in accounts:
-        credentials[account] = (f"{account}/ctiboard", f"secret-{account}")
-        simulator.control.create_tenant(
-            account, *credentials[account], extensions=4, seed=5, time_scale=0.02
-        )
+    credentials = simulated_tenants(simulator.control, accounts, seed=5)
     tenant_ids = seed(
         stack,
         {

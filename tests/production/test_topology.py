@@ -24,7 +24,7 @@ from ctiboard.simulator.testing import SimulatorProcess
 from tests.conftest import unique_account
 
 from .conftest import Process, Services, Stack, Web, free_port, seed, wait_for
-from .support import BoardSocket, truth
+from .support import BoardSocket, simulated_tenants, truth
 
 pytestmark = [pytest.mark.production, pytest.mark.timeout(180)]
 
@@ -96,12 +96,7 @@ class Topology:
 @pytest.fixture(scope="module")
 def topology(stack: Stack, services: Services, simulator: SimulatorProcess) -> Iterator[Topology]:
     accounts = [unique_account() for _ in range(4)]
-    credentials = {}
-    for account in accounts:
-        credentials[account] = (f"{account}/ctiboard", f"secret-{account}")
-        simulator.control.create_tenant(
-            account, *credentials[account], extensions=4, seed=11, time_scale=0.02
-        )
+    credentials = simulated_tenants(simulator.control, accounts, seed=11)
     tenant_ids = seed(
         stack,
         {
