@@ -103,6 +103,8 @@ class BoardView:
         return len(self.lines) + len(self.presences)
 
     def matches(self, extension: Extension) -> bool:
+        # static/board/board.js applies these rules to pushed tiles too (their frames are
+        # shared by every view of an audience): change both together.
         if self.lines and extension.line_css not in self.lines:
             return False
         if self.presences and extension.presence_css not in self.presences:

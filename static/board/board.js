@@ -184,7 +184,11 @@
     };
   }
 
-  // The same rules as BoardView.matches on the server.
+  // The same rules as BoardView.matches (board/grid.py), which renders the page and every
+  // grid. A pushed tile is rendered once per audience and its frames shared by every socket
+  // of that audience, whatever view each page shows (board/pushes.py; the cost of one render
+  // per socket is in bench/README.md, "Fan-out"), so the page hides it here if its own
+  // search or filters leave it out. A change to one copy is a change to both.
   function matches(tile, view) {
     if (view.lines.length && view.lines.indexOf(tile.dataset.line) < 0) return false;
     if (view.presences.length && view.presences.indexOf(tile.dataset.presence) < 0) return false;
