@@ -20,6 +20,7 @@ from django.template.loader import render_to_string
 from django.utils import translation
 
 from ctiboard.calls.models import CallAttempt
+from ctiboard.lib.outage import is_connection_error
 from ctiboard.lib.wsframes import Frame, SocketWriter, writer_for
 from ctiboard.live.groups import user_group
 from ctiboard.live.publish import layer_outage
@@ -127,11 +128,6 @@ def _language_of(scope: dict[str, Any]) -> str:
     return translation.get_language_from_request(request)
 
 
-def _from_the_layer(error: BaseException) -> bool:
-    """Whether the channel layer's backend failed (Redis: its client's errors, or a socket's)."""
-    return isinstance(error, OSError) or type(error).__module__.startswith("redis")
-
-
 def render_incoming_oob(ring: Ring | None) -> str:
     return render_to_string("board/board.html#incoming", {"ring": ring, "oob": True})
 
@@ -212,7 +208,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
         except Exception as exc:
             # The channel layer failed (Redis down): a close the page can explain and retry,
             # instead of an HTTP 500 for the handshake or a bare 1011.
-            if not _from_the_layer(exc):
+            if not is_connection_error(exc):
                 raise
             layer_outage.failed(exc)
             if not self.accepted:
@@ -405,6 +401,14 @@ class BoardConsumer(AsyncWebsocketConsumer):
             with translation.override(self.language or None):
                 self.emit(render_status_oob(self.viewer.tenant.with_status(status)))
 
+    def on_status(self, status: dict[str, Any]) -> None:
+        """The tenant's PBX status changed (from the fan-out, in order with the batches)."""
+        if self.tenant is None:
+            return
+        self.shown_status = status
+        with translation.override(self.language or None):
+            self.emit(render_status_oob(self.tenant.with_status(status)))
+
     def on_link(self, link: Link) -> None:
         """The link to the worker broke or is back: the page marks its tiles stale or live."""
         if link == self.link or (self.syncing and self.link is not None):
@@ -451,8 +455,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
 
     async def tenant_status(self, event: dict[str, Any]) -> None:
         if self.tenant is not None and event["tenant_id"] == self.tenant.pk:
-            self.shown_status = event["status"]
-            self.emit(render_status_oob(self.tenant.with_status(event["status"])))
+            self.on_status(event["status"])
 
     async def visibility_changed(self, event: dict[str, Any]) -> None:
         await self.send_everything()

@@ -16,8 +16,9 @@ adapts to each process's load, which the worker cannot see.
 The worker's pulse (``live.publish.tenant_pulse``) is handed to every socket in order with
 the batches: a socket behind it lost a batch and re-syncs. A feed that hears no pulse for
 ``PULSE_TIMEOUT``, or whose channel layer fails, tells its sockets the link to the worker is
-broken (``on_link``) until pulses come again. Whatever else the tenant's group carries (the
-PBX status) is forwarded to each socket's own channel, to its consumer's handlers.
+broken (``on_link``) until pulses come again. The PBX status goes to the sockets
+the same way; anything else the tenant's group carries is forwarded to each socket's own
+channel, to its consumer's handlers.
 """
 
 import asyncio
@@ -34,7 +35,7 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
 from ctiboard.lib.metrics import SENT_AT, observe_push
-from ctiboard.lib.outage import Outage
+from ctiboard.lib.outage import Outage, is_connection_error
 from ctiboard.live.groups import tenant_group
 from ctiboard.live.publish import PULSE_TIMEOUT
 
@@ -60,6 +61,9 @@ class Subscriber(Protocol):
 
     def on_pulse(self, seq: int, status: dict[str, Any]) -> None:
         """The worker's pulse, in order with the batches; must not block."""
+
+    def on_status(self, status: dict[str, Any]) -> None:
+        """The tenant's PBX status changed (``Tenant.status_payload()``); must not block."""
 
     def on_link(self, link: "Link") -> None:
         """The link to the worker broke (no pulse, or the channel layer failed) or is back."""
@@ -243,11 +247,16 @@ class FanOut:
                         self._fan_out(feed, item)
                     elif item.get("type") == "tenant.pulse":
                         self._pulse(feed, item)
+                    elif item.get("type") == "tenant.status":
+                        for subscriber in list(feed.subscribers):
+                            subscriber.on_status(item["status"])
                     else:
                         for subscriber in list(feed.subscribers):
                             await self.layer.send(subscriber.channel_name, item)
-                except Exception:
-                    logger.exception("could not deliver a message of %s", feed.tenant_id)
+                except Exception as exc:
+                    if not is_connection_error(exc):  # else the channel layer (Redis) is down
+                        logger.exception("could not deliver a message of %s", feed.tenant_id)
+                    layer_outage.failed(exc)
 
     def spacing(self, sockets: int) -> float:
         """Seconds from one round to the next. Each round writes a frame to every socket, one

@@ -8,6 +8,11 @@ import time
 SUMMARY_EVERY = 60.0
 
 
+def is_connection_error(error: BaseException) -> bool:
+    """A backend's connection failed: a socket's error, or one of the Redis client's."""
+    return isinstance(error, OSError) or type(error).__module__.startswith("redis")
+
+
 class Outage:
     """The state of one dependency as one component sees it (thread-safe)."""
 
