@@ -572,7 +572,7 @@ def _hangup_of_unknown_leg(
         for name, value in _durations(record.started_at, record.answered_at, at).items():
             setattr(record, name, value)
         record.save()
-        if _reported(record) != reported:
+        if _materially_changed(reported, _reported(record)):
             book.note(ENDED, record, revises=True)
 
 
@@ -586,10 +586,30 @@ def _reported(record: CallRecord) -> tuple[object, ...]:
     return tuple(getattr(record, name) for name in REPORTED_FIELDS)
 
 
+# Times that moved by less than this are the same to a receiver: the hangup that follows an
+# idle line (the usual order of the two streams) refines the end by milliseconds, which is no
+# reason for a second "ended" webhook.
+CORRECTION_TOLERANCE = 0.5
+
+
+def _materially_changed(before: tuple[object, ...], after: tuple[object, ...]) -> bool:
+    for old, new in zip(before, after, strict=True):
+        if isinstance(old, datetime) and isinstance(new, datetime):
+            if abs((new - old).total_seconds()) > CORRECTION_TOLERANCE:
+                return True
+        elif isinstance(old, float) and isinstance(new, float):
+            if abs(new - old) > CORRECTION_TOLERANCE:
+                return True
+        elif old != new:
+            return True
+    return False
+
+
 def _refine(book: CallBook, record: CallRecord, state: str, at: datetime) -> None:
     """A late event of a finished leg (e.g. from the overlap of two call streams)."""
     if at > record.ended_at:
         return
+    reported = _reported(record)
     changed = False
     if state == "answer" and record.answered_at is None:
         record.answered_at = at
@@ -606,4 +626,5 @@ def _refine(book: CallBook, record: CallRecord, state: str, at: datetime) -> Non
         ).items():
             setattr(record, name, value)
         record.save()
-        book.note(ENDED, record, revises=True)
+        if _materially_changed(reported, _reported(record)):
+            book.note(ENDED, record, revises=True)

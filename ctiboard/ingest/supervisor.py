@@ -24,6 +24,9 @@ from .health import HEALTH, WorkerHealth
 from .leases import DEAD_AFTER_INTERVALS, IdentityLost, Leases, fair_share
 from .stream import TenantConfig, TenantIngest
 
+# The most a planned stop's drain takes (TenantIngest's drain_timeout).
+STOP_DRAIN_BOUND = 10.0
+
 logger = logging.getLogger(__name__)
 
 _R = TypeVar("_R")
@@ -283,8 +286,9 @@ class Supervisor:
 
     async def stop_all(self) -> None:
         try:
-            # A planned stop: readiness keeps counting this worker while its streams wind down.
-            grace = coverage.HANDOVER_GRACE.total_seconds()
+            # A planned stop: readiness keeps counting this worker while its streams wind down,
+            # which may take a tenant's whole drain (its queued events stored) on a busy host.
+            grace = coverage.HANDOVER_GRACE.total_seconds() + STOP_DRAIN_BOUND
             await self._leasing(self.leases.announce_stop, grace)
         except Exception:
             logger.exception("could not announce the stop")

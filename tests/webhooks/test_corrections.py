@@ -69,6 +69,18 @@ def test_a_hangup_that_changes_nothing_reported_sends_no_correction(company: Com
 
 
 @pytest.mark.django_db
+def test_a_hangup_a_moment_after_the_idle_line_sends_no_correction(company: Company) -> None:
+    # The usual order of the two streams: the line goes idle, its hangup follows milliseconds
+    # later. The record takes the hangup's time; the receiver gets one "ended".
+    webhook(company.tenant, URL)
+    feed(company.tenant, call("u1", "ring", "100", 0), call("u1", "answer", "100", 2))
+    feed(company.tenant, line("100", "idle", 20))
+    feed(company.tenant, call("u1", "hangup", "100", 19.9))
+    assert CallRecord.objects.get(uuid="u1").ended_by == EndedBy.HANGUP
+    assert summary(ended()) == [(0, 0, False, "answered", 18.0)]
+
+
+@pytest.mark.django_db
 def test_a_late_ring_corrects_the_ring_time(company: Company) -> None:
     webhook(company.tenant, URL)
     feed(company.tenant, call("u1", "answer", "100", 2), call("u1", "hangup", "100", 10))
