@@ -71,6 +71,27 @@
   var freshState = "waiting";
   var staleSince = NaN;
 
+  // "Waiting" (the socket open but not caught up, or no word yet of the worker) lasts a second
+  // or two: the first pulse, or its absence after 3 s, settles it. Longer, this page missed
+  // something; a fresh connection brings the current state.
+  var WAITING_LIMIT = 8000;
+  var waitingTimer = null;
+  function watchWaiting() {
+    if (freshState !== "waiting" || socketState === "connecting") {
+      if (waitingTimer !== null) window.clearTimeout(waitingTimer);
+      waitingTimer = null;
+      return;
+    }
+    if (waitingTimer !== null) return;
+    waitingTimer = window.setTimeout(function () {
+      waitingTimer = null;
+      if (freshState === "waiting" && socket) {
+        console.warn("ctiboard: no word of the board's state for " + WAITING_LIMIT / 1000 + " s; reconnecting");
+        socket.socket.close();
+      }
+    }, WAITING_LIMIT);
+  }
+
   function clock(ms) {
     return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
   }
@@ -97,6 +118,7 @@
     }
     var known = times.filter(function (t) { return !isNaN(t); });
     freshState = why.length ? "stale" : connected && linkLive === "1" && pbxStatus === "connected" ? "live" : "waiting";
+    watchWaiting();
     staleSince = known.length ? Math.min.apply(null, known) : NaN;
     document.body.dataset.freshness = freshState;
     [link, pbx].forEach(function (pill) {
