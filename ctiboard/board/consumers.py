@@ -34,6 +34,7 @@ from .rendering import (
     pack,
     render_call_oob,
     render_link_oob,
+    render_pushed_status,
     render_status_oob,
     render_tile,
 )
@@ -397,17 +398,14 @@ class BoardConsumer(AsyncWebsocketConsumer):
             self.request_resync()
             return
         if status != self.shown_status:
-            self.shown_status = status
-            with translation.override(self.language or None):
-                self.emit(render_status_oob(self.viewer.tenant.with_status(status)))
+            self.on_status(status)
 
     def on_status(self, status: dict[str, Any]) -> None:
         """The tenant's PBX status changed (from the fan-out, in order with the batches)."""
         if self.tenant is None:
             return
         self.shown_status = status
-        with translation.override(self.language or None):
-            self.emit(render_status_oob(self.tenant.with_status(status)))
+        self.emit(render_pushed_status(self.tenant, status, self.language))
 
     def on_link(self, link: Link) -> None:
         """The link to the worker broke or is back: the page marks its tiles stale or live."""

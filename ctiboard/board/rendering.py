@@ -1,6 +1,7 @@
 """The tile template, rendered the same way on page load and in WebSocket pushes."""
 
 import functools
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -165,6 +166,20 @@ def pack(parts: Iterable[str], budget: int = MESSAGE_BUDGET) -> list[str]:
 
 def render_status_oob(tenant: Tenant) -> str:
     return render_to_string("board/board.html#pbx-status", {"tenant": tenant, "oob": True})
+
+
+def render_pushed_status(tenant: Tenant, status: dict[str, Any], language: str) -> str:
+    """A pushed PBX status as every socket of the tenant shows it: one render per status and
+    language, not one per socket (a status change reaches all of them at once)."""
+    key = json.dumps(status, sort_keys=True)
+    return _pushed_status(tenant.pk, tenant.account, key, language)
+
+
+@functools.lru_cache(maxsize=64)
+def _pushed_status(tenant_id: int, account: str, status: str, language: str) -> str:
+    shown = Tenant(pk=tenant_id, account=account).with_status(json.loads(status))
+    with translation.override(language or None):
+        return render_status_oob(shown)
 
 
 @functools.lru_cache(maxsize=64)

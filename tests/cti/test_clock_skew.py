@@ -234,15 +234,20 @@ def test_pacing_grows_on_repeated_early_ends_and_resets_once_healthy() -> None:
 # --- refused logins ------------------------------------------------------------------------
 
 
-async def test_a_transient_login_refusal_is_retried_within_seconds(pbx: Pbx) -> None:
+async def _refuse_logins(pbx: Pbx, count: int) -> None:
+    """The PBX refuses the next ``count`` logins with 401."""
     await control(
         pbx.control.inject_fault,
         pbx.account,
         "http_error",
         status=401,
         endpoint="POST /login",
-        count=1,
+        count=count,
     )
+
+
+async def test_a_transient_login_refusal_is_retried_within_seconds(pbx: Pbx) -> None:
+    await _refuse_logins(pbx, 1)
     async with pbx.client() as client:
         before = (await control(_counters, pbx))[1]
         with pytest.raises(AuthenticationFailed):
@@ -262,14 +267,7 @@ async def test_a_transient_login_refusal_is_retried_within_seconds(pbx: Pbx) -> 
 
 
 async def test_a_persistent_login_refusal_backs_off(pbx: Pbx) -> None:
-    await control(
-        pbx.control.inject_fault,
-        pbx.account,
-        "http_error",
-        status=401,
-        endpoint="POST /login",
-        count=1000,
-    )
+    await _refuse_logins(pbx, 1000)
     async with pbx.client() as client:
         before = (await control(_counters, pbx))[1]
 
@@ -291,14 +289,7 @@ async def test_a_persistent_login_refusal_backs_off(pbx: Pbx) -> None:
 async def test_the_worker_retries_a_transient_login_refusal_within_seconds(
     pbx: Pbx, pbx_company: Company
 ) -> None:
-    await control(
-        pbx.control.inject_fault,
-        pbx.account,
-        "http_error",
-        status=401,
-        endpoint="POST /login",
-        count=1,
-    )
+    await _refuse_logins(pbx, 1)
     # running() waits until the tenant is connected, 10 s at most (it was 30 s at least).
     async with running(pbx_company, read_timeout=5.0):
         assert pbx.control.faults(pbx.account)["http_errors"] == []  # the refusal happened

@@ -2,8 +2,9 @@
 
 import contextlib
 import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
@@ -100,3 +101,23 @@ def simulated_tenants(
             account, *credentials[account], extensions=4, time_scale=0.02, **options
         )
     return credentials
+
+
+class Background:
+    """A sampler that runs its ``_run`` in a thread while ``running()``; ``_run`` loops until
+    ``_stop`` is set."""
+
+    _stop: threading.Event
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator["Background"]:
+        thread = threading.Thread(target=self._run, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join(10)

@@ -18,7 +18,7 @@ from ctiboard.simulator.testing import SimulatorProcess
 from tests.conftest import unique_account
 
 from .conftest import Process, Services, Stack, Web, free_port, seed, wait_for
-from .support import simulated_tenants
+from .support import Background, simulated_tenants
 
 pytestmark = [pytest.mark.production, pytest.mark.timeout(180)]
 
@@ -53,7 +53,7 @@ class Takeover:
 
 
 @dataclass
-class ReadyzWatch:
+class ReadyzWatch(Background):
     """Polls /readyz in a thread and keeps every answer that was not 200."""
 
     url: str
@@ -69,16 +69,6 @@ class ReadyzWatch:
                 if response.status_code != 200:
                     self.failures.append(response.text)
                 self._stop.wait(0.05)
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator["ReadyzWatch"]:
-        thread = threading.Thread(target=self._run, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self._stop.set()
-            thread.join(10)
 
 
 @pytest.fixture(scope="module")

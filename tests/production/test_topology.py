@@ -24,7 +24,7 @@ from ctiboard.simulator.testing import SimulatorProcess
 from tests.conftest import unique_account
 
 from .conftest import Process, Services, Stack, Web, free_port, seed, wait_for
-from .support import BoardSocket, simulated_tenants, truth
+from .support import Background, BoardSocket, simulated_tenants, truth
 
 pytestmark = [pytest.mark.production, pytest.mark.timeout(180)]
 
@@ -32,7 +32,7 @@ PASSWORD = "correct horse battery staple"
 
 
 @dataclass
-class StreamWatch:
+class StreamWatch(Background):
     """Samples the simulator's count of open state streams per tenant, in a thread."""
 
     base_url: str
@@ -49,16 +49,6 @@ class StreamWatch:
                     self.most[account] = max(self.most[account], open_streams)
                 self.samples += 1
                 self._stop.wait(0.02)
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator["StreamWatch"]:
-        thread = threading.Thread(target=self._run, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self._stop.set()
-            thread.join(10)
 
 
 @dataclass
