@@ -55,6 +55,8 @@ class Viewer:
         )
 
     def can_call(self, extension: Extension) -> bool:
+        # Where Membership.call_refusal(extension) lets a call through, on the snapshot the
+        # fan-out keeps per audience; the views ask the gate itself before any call.
         return self.may_call and extension.pk != self.own_extension_id
 
     def variant(self, extension: Extension) -> tuple[bool, bool, bool, bool]:
