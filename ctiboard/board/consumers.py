@@ -338,8 +338,12 @@ class BoardConsumer(AsyncWebsocketConsumer):
             self.emit(message)
         self.shown_status = sync.viewer.tenant.status_payload()
         self.link = link
-        if self.tenant_id is not None:
-            self.on_link(fanout().link(self.tenant_id))  # changed during the sync?
+        # A pulse (or its absence) during the load changed the link after the sync rendered
+        # it, and on_link kept quiet meanwhile: the page would wait for a change that came.
+        current = fanout().link(self.tenant_id) if self.tenant_id is not None else link
+        if current != link:
+            self.link = current
+            self.emit(render_link_oob(current.live, current.since, self.language))
         pending, overflow = self.pending, self.pending_overflow
         self.pending, self.pending_overflow = [], False
         self.syncing = False
@@ -409,8 +413,8 @@ class BoardConsumer(AsyncWebsocketConsumer):
 
     def on_link(self, link: Link) -> None:
         """The link to the worker broke or is back: the page marks its tiles stale or live."""
-        if link == self.link or (self.syncing and self.link is not None):
-            return
+        if link == self.link or self.syncing:
+            return  # a sync renders the link as it is when the sync ends
         self.link = link
         self.emit(render_link_oob(link.live, link.since, self.language))
 

@@ -10,7 +10,8 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 
 from ctiboard.board import fanout as fanout_module
-from ctiboard.board.fanout import fanout
+from ctiboard.board.consumers import BoardConsumer
+from ctiboard.board.fanout import Link, fanout
 from ctiboard.live import publish
 from ctiboard.tenancy.models import Tenant
 from tests.board.support import apply, open_socket, receive_sync, state, tile_ids
@@ -110,4 +111,40 @@ async def test_a_status_the_socket_missed_comes_with_the_pulse(
     while 'id="pbx-status"' not in status:
         status = await socket.receive_from(timeout=5)
     assert 'data-status="reconnecting"' in status
+    await socket.disconnect()
+
+
+async def test_a_pulse_during_the_sync_reaches_the_page(
+    owner: User, company: Company, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first pulse lands while the socket loads its state (a busy database): the sync
+    # renders "waiting", and the page must still learn it is live, not wait on.
+    load = BoardConsumer.__dict__["_load"]  # database_sync_to_async binds like a method
+    live = asyncio.Event()
+
+    class Watch:
+        channel_name = "watch"
+
+        def on_link(self, link: Link) -> None:
+            if link.live:
+                live.set()
+
+        def on_batch(self, batch: object) -> None: ...
+        def on_pulse(self, seq: int, status: object) -> None: ...
+        def on_status(self, status: object) -> None: ...
+
+    async def pulse_midway(consumer: BoardConsumer, page: object, link: object) -> object:
+        sync = await load.__get__(consumer, BoardConsumer)(page, link)
+        await _pulse(company, 0)
+        await asyncio.wait_for(live.wait(), timeout=5)
+        return sync
+
+    await fanout().subscribe(company.tenant.pk, Watch())
+
+    monkeypatch.setattr(BoardConsumer, "_load", pulse_midway)
+    socket = await open_socket(owner, company)
+    shown = [m[0] for m in LINK.findall("".join(await receive_sync(socket)))]
+    while not await socket.receive_nothing(timeout=0.5):
+        shown += [m[0] for m in LINK.findall(await socket.receive_from())]
+    assert shown[-1] == "1", shown  # what the page shows last: live
     await socket.disconnect()
