@@ -1,1 +1,1 @@
-from tests.ingest.support import tracebacks  # noqa: E402, F401  (a fixture)
+from tests.ingest.support import tracebacks  # noqa: F401  (a fixture)
