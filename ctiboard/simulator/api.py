@@ -241,13 +241,17 @@ class Api:
                 account or "<K-Account>",
             )
 
+    def _clock_skew(self, customer: str) -> float:
+        tenant = self.sim.tenants.get(customer)
+        return tenant.state.clock_skew if tenant is not None else 0.0
+
     def _authenticate(self, request: Request, kind: TokenType) -> SimTenant:
         match = BEARER.match(request.headers.get("authorization", ""))
         if match is None:
             self._check_user_agent(request, None)
             raise _unauthorized("a bearer token is required")
         try:
-            claims = self.sim.tokens.verify(match[1], kind)
+            claims = self.sim.tokens.verify(match[1], kind, self._clock_skew)
         except InvalidToken as exc:
             self._check_user_agent(request, None)
             raise _unauthorized(str(exc)) from None

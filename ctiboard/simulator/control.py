@@ -88,7 +88,8 @@ class SimulatorControl:
         return self._request("GET", f"/tenants/{account}")
 
     def update_tenant(self, account: str, **settings: float) -> dict[str, Any]:
-        """Change time_scale, token_ttl, refresh_ttl or keepalive of a running tenant."""
+        """Change time_scale, token_ttl, refresh_ttl, keepalive or clock_skew (seconds the
+        PBX's clock is off, either way) of a running tenant."""
         return self._request("PATCH", f"/tenants/{account}", settings)
 
     def delete_tenant(self, account: str) -> None:

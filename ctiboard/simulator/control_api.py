@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ctiboard.simulator.faults import STREAM_FAULTS
-from ctiboard.simulator.model import PROFILES, PhoneBehaviour, PhoneMode, SimError
+from ctiboard.simulator.model import MAX_CLOCK_SKEW, PROFILES, PhoneBehaviour, PhoneMode, SimError
 from ctiboard.simulator.simulator import SimTenant, Simulator
 from ctiboard.simulator.web import is_number, json_body
 
@@ -157,7 +157,15 @@ class Control:
             return Response(status_code=204)
         if request.method == "PATCH":
             fields = _Fields(await json_body(request))
-            tenant.update_settings(**{key: fields.positive(key) for key in fields.body})
+            tenant.update_settings(
+                **{
+                    # A clock may be off either way; every other setting is a positive amount.
+                    key: fields.number(key, minimum=-MAX_CLOCK_SKEW)
+                    if key == "clock_skew"
+                    else fields.positive(key)
+                    for key in fields.body
+                }
+            )
         return JSONResponse(tenant.describe())
 
     async def states(self, request: Request) -> Response:

@@ -38,6 +38,8 @@ MAX_TIMEOUT = 120
 
 # Bounds that keep one tenant's settings from starving the shared event loop.
 MAX_TRAFFIC_RATE = 1000.0  # actions per second
+# How far the PBX's clock may be set off the true time (seconds, either way).
+MAX_CLOCK_SKEW = 86_400.0
 MIN_KEEPALIVE = 0.01  # seconds
 
 EXTENSION_NUMBER = re.compile(r"^\d{1,16}$")
@@ -274,6 +276,9 @@ def check_setting(name: str, value: float) -> None:
     if name == "traffic_rate":
         if not 0 <= value <= MAX_TRAFFIC_RATE:
             raise SimError(f"traffic_rate must be between 0 and {MAX_TRAFFIC_RATE:g}")
+    elif name == "clock_skew":
+        if not -MAX_CLOCK_SKEW <= value <= MAX_CLOCK_SKEW:
+            raise SimError(f"clock_skew must be within ±{MAX_CLOCK_SKEW:g} seconds")
     elif name == "keepalive":
         if not MIN_KEEPALIVE <= value < float("inf"):
             raise SimError(f"keepalive must be at least {MIN_KEEPALIVE} seconds")

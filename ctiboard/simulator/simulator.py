@@ -32,7 +32,7 @@ class TenantExists(Conflict):
 class SimTenant:
     """One K-Account: ``state`` (its PBX), ``dial`` (click-to-dial), ``faults``, ``traffic``."""
 
-    SETTINGS = ("time_scale", "token_ttl", "refresh_ttl", "keepalive")
+    SETTINGS = ("time_scale", "token_ttl", "refresh_ttl", "keepalive", "clock_skew")
 
     def __init__(self, state: TenantState, traffic_rate: float) -> None:
         self.state = state
@@ -102,6 +102,7 @@ class SimTenant:
             "token_ttl": state.token_ttl,
             "refresh_ttl": state.refresh_ttl,
             "keepalive": state.keepalive,
+            "clock_skew": state.clock_skew,
             "extended_presence": state.extended_presence,
             "traffic": self.traffic.describe(),
             "oddities": asdict(state.oddities),

@@ -62,6 +62,8 @@ class TenantState:
         self.seed = seed
         self.time_scale = time_scale
         self.token_ttl = token_ttl
+        # Seconds this PBX's clock is off the true time: its tokens' iat and exp say so.
+        self.clock_skew = 0.0
         self.refresh_ttl = refresh_ttl
         self.keepalive = keepalive
         self.extended_presence = extended_presence

@@ -2,6 +2,7 @@
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,7 +43,7 @@ class TokenIssuer:
         self.kid = uuid.uuid4().hex
 
     def issue(self, tenant: TenantState, kind: TokenType, ttl: float) -> str:
-        now = time.time()
+        now = time.time() + tenant.clock_skew
         # Whole-second TTLs give whole-second expiries; fractional ones keep their precision.
         issued_at = int(now) if ttl == int(ttl) else now
         claims: dict[str, Any] = {
@@ -56,7 +57,10 @@ class TokenIssuer:
         }
         return jwt.encode(claims, self._private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
-    def verify(self, token: str, kind: TokenType) -> Claims:
+    def verify(
+        self, token: str, kind: TokenType, skew: Callable[[str], float] = lambda customer: 0.0
+    ) -> Claims:
+        """The token's claims if valid now by the clock of its customer's PBX (``skew``)."""
         try:
             payload = jwt.decode(
                 token,
@@ -65,6 +69,8 @@ class TokenIssuer:
                 # Expiry is checked below with sub-second precision (PyJWT truncates to seconds).
                 options={
                     "verify_exp": False,
+                    # iat is the PBX's own clock too, which may run ahead of this machine's.
+                    "verify_iat": False,
                     "require": ["customer", "sub", "token_type", "exp", "iat", "jti"],
                 },
             )
@@ -73,11 +79,11 @@ class TokenIssuer:
         if payload["token_type"] != kind:
             raise InvalidToken(f"a {payload['token_type']} token is not a {kind} token")
         expires_at = payload["exp"]
-        if not isinstance(expires_at, int | float) or expires_at <= time.time():
-            raise InvalidToken("token expired")
         customer, username = payload["customer"], payload["sub"]
         if not isinstance(customer, str) or not isinstance(username, str):
             raise InvalidToken("malformed claims")
+        if not isinstance(expires_at, int | float) or expires_at <= time.time() + skew(customer):
+            raise InvalidToken("token expired")
         return Claims(customer, username, kind, float(expires_at))
 
     def jwks(self) -> dict[str, list[dict[str, Any]]]:

@@ -9,6 +9,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from ctiboard.simulator.control import SimulatorControlError
 from ctiboard.simulator.testing import SimulatorProcess
 
 from .conftest import Tenant, open_stream
@@ -231,3 +232,30 @@ def test_what_the_spec_leaves_open_about_refresh_is_as_documented(tenant: Tenant
     assert tenant.client(first["access-token"]).get("/extensions/phone/data").status_code == 200
     assert tenant.client(first["refresh-token"]).put("/login").status_code == 200
     assert tenant.client(second["access-token"]).get("/extensions/phone/data").status_code == 200
+
+
+@pytest.mark.parametrize("skew", [-600.0, 600.0])
+def test_a_pbx_clock_off_the_true_time_stamps_and_checks_its_tokens_by_that_clock(
+    tenant: Tenant, skew: float
+) -> None:
+    # A worker whose clock is off NFON's sees exactly this: tokens dated minutes away from its
+    # own time, valid for their lifetime by the PBX's clock.
+    tenant.control.update_tenant(tenant.account, clock_skew=skew)
+    assert tenant.control.tenant(tenant.account)["clock_skew"] == skew
+    token = tenant.login()["access-token"]
+    claims = _claims(token)
+    assert abs(claims["iat"] - (time.time() + skew)) < 5  # type: ignore[operator]
+    assert claims["exp"] - claims["iat"] == 300  # type: ignore[operator]
+
+    with tenant.client(token) as client:
+        # Valid by the PBX's clock, whatever the true time says (exp is 5 minutes past at -600).
+        assert client.get("/extensions/phone/data").status_code == 200
+        # The PBX's clock jumps past the token's lifetime: expired.
+        tenant.control.update_tenant(tenant.account, clock_skew=skew + 301)
+        assert client.get("/extensions/phone/data").status_code == 401
+
+
+def test_a_clock_skew_beyond_a_day_is_refused(tenant: Tenant) -> None:
+    with pytest.raises(SimulatorControlError) as refused:
+        tenant.control.update_tenant(tenant.account, clock_skew=-86_401)
+    assert refused.value.status == 400 and "clock_skew" in str(refused.value)
