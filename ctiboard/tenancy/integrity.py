@@ -26,7 +26,8 @@ from django.db import NotSupportedError, migrations
 
 logger = logging.getLogger(__name__)
 
-MESSAGE = "tenant integrity: {what} would link two tenants"
+# Both start with this, for people reading logs and tests matching errors.
+PREFIX = "tenant integrity: "
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,8 @@ class Link:
 
     @property
     def message(self) -> str:
-        return MESSAGE.format(what=f"{self.table}.{self.left.column}/{self.right.column}")
+        columns = f"{self.left.column}/{self.right.column}"
+        return f"{PREFIX}{self.table}.{columns} would link two tenants"
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ class Owned:
 
     @property
     def message(self) -> str:
-        return MESSAGE.format(what=f"moving a row of {self.table} to another tenant")
+        return f"{PREFIX}rows of {self.table} never change tenant"
 
 
 Rule = Link | Owned
@@ -164,7 +166,7 @@ def remove_cross_tenant_rows(connection: Any, links: Iterable[Link]) -> int:
             rows = cursor.fetchall()
             for pk, left_id, left_tenant, right_id, right_tenant in rows:
                 logger.warning(
-                    "tenant integrity: %s %s row %s: %s=%s (tenant %s), %s=%s (tenant %s)",
+                    PREFIX + "%s %s row %s: %s=%s (tenant %s), %s=%s (tenant %s)",
                     "clearing" if link.clear else "deleting",
                     link.table,
                     pk,
@@ -200,11 +202,9 @@ def operations(rules: Sequence[Rule]) -> list[migrations.RunPython]:
         migrations.RunPython(
             clean_up,
             migrations.RunPython.noop,
-            elidable=False,
         ),
         migrations.RunPython(
             lambda apps, schema_editor: install(schema_editor.connection, rules),
             lambda apps, schema_editor: drop(schema_editor.connection, rules),
-            elidable=False,
         ),
     ]

@@ -143,6 +143,14 @@ def delivery(w: World, **fields: object) -> WebhookDelivery:
     )
 
 
+def raw_insert(w: World) -> None:
+    with connections[w.alias].cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO pbx_membership_extensions (membership_id, extension_id) VALUES (%s, %s)",
+            [w.membership.pk, w.their_ext.pk],
+        )
+
+
 # Every way the isolation test (and a shell) made a cross-tenant link, by name.
 WAYS: dict[str, Callable[[World], object]] = {
     # Membership.extensions: what a member sees, chosen one by one
@@ -172,6 +180,7 @@ WAYS: dict[str, Callable[[World], object]] = {
         w.membership.extensions.add(w.ext),
         through(Membership.extensions, w).update(extension=w.their_ext),
     ),
+    "membership extensions by raw SQL": raw_insert,
     # Membership.groups
     "membership.groups.add": lambda w: w.membership.groups.add(w.their_group),
     "membership.groups.set": lambda w: w.membership.groups.set([w.group, w.their_group]),
