@@ -12,12 +12,18 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Now
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from ctiboard.cti.client import CTIClient, CTIError
 
-from .admin_scope import TenantScopedAdmin, administered_tenants
+from .admin_scope import (
+    ScopedRelatedOnlyFieldListFilter,
+    TenantScopedAdmin,
+    administered_tenants,
+    form_tenant,
+)
 from .models import (
     NFON_API_URL,
     AuditAction,
@@ -31,8 +37,8 @@ from .models import (
 from .signals import resync_requested
 
 # Filters offer only values present in the (tenant-scoped) list, never other tenants' names.
-TENANT_FILTER = ("tenant", admin.RelatedOnlyFieldListFilter)
-GROUP_FILTER = ("groups", admin.RelatedOnlyFieldListFilter)
+TENANT_FILTER = ("tenant", ScopedRelatedOnlyFieldListFilter)
+GROUP_FILTER = ("groups", ScopedRelatedOnlyFieldListFilter)
 
 
 class TenantForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -258,7 +264,7 @@ class ExtensionGroupForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        tenant = data.get("tenant")
+        tenant = form_tenant(self, data)
         foreign = [e for e in data.get("extensions", []) if tenant and e.tenant_id != tenant.pk]
         if foreign:
             raise forms.ValidationError(
@@ -271,10 +277,29 @@ class ExtensionGroupForm(forms.ModelForm):  # type: ignore[type-arg]
 @admin.register(ExtensionGroup)
 class ExtensionGroupAdmin(TenantScopedAdmin):
     form = ExtensionGroupForm
+    tenant_fixed = True
     list_display = ["name", "tenant", "size"]
     list_filter = [TENANT_FILTER]
-    search_fields = ["name", "extensions__number", "extensions__name"]
+    # And the members' numbers and names: get_search_results.
+    search_fields = ["name"]
     filter_horizontal = ["extensions"]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[ExtensionGroup], search_term: str
+    ) -> tuple[QuerySet[ExtensionGroup], bool]:
+        # Members count only within the group's tenant: a stray link (the database refuses new
+        # ones) must not tell a tenant admin whether another tenant has an extension so named.
+        # Each word must match the name or a member, as in Django's own search.
+        for word in smart_split(search_term):
+            if word[:1] in ('"', "'") and word[-1:] == word[:1]:
+                word = unescape_string_literal(word)
+            members = Extension.objects.filter(
+                Q(number__icontains=word) | Q(name__icontains=word),
+                groups=OuterRef("pk"),
+                tenant=OuterRef("tenant"),
+            )
+            queryset = queryset.filter(Q(name__icontains=word) | Exists(members))
+        return queryset, False
 
     @admin.display(description=_("extensions"))
     def size(self, group: ExtensionGroup) -> int:
@@ -338,7 +363,7 @@ class MembershipForm(forms.ModelForm):  # type: ignore[type-arg]
                 validate_password(password, user_model(username=username))
             except forms.ValidationError as exc:
                 self.add_error("new_password", exc)
-        tenant = data.get("tenant")
+        tenant = form_tenant(self, data)
         if tenant is not None:
             own = data.get("own_extension")
             if own is not None and own.tenant_id != tenant.pk:
@@ -369,6 +394,7 @@ class GroupActionForm(ActionForm):
 @admin.register(Membership)
 class MembershipAdmin(TenantScopedAdmin):
     form = MembershipForm
+    tenant_fixed = True
     action_form = GroupActionForm
     list_display = [
         "user",

@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 
 from .models import Tenant
@@ -17,6 +17,43 @@ def administered_tenants(user: Any) -> QuerySet[Tenant]:
     return Tenant.objects.filter(memberships__user=user, memberships__is_tenant_admin=True)
 
 
+def in_tenants(model: type[Model], user: Any) -> Q:
+    """Rows of ``model`` within the tenants the user administers (no condition for a model
+    that belongs to no tenant)."""
+    if model is Tenant:
+        return Q(pk__in=administered_tenants(user))
+    if any(f.name == "tenant" for f in model._meta.get_fields()):
+        return Q(tenant__in=administered_tenants(user))
+    return Q()
+
+
+def form_tenant(form: Any, data: dict[str, Any]) -> Tenant | None:
+    """The tenant a form's rows must share: the chosen one, or on a change form that shows it
+    read-only (``tenant_fixed``) the stored one."""
+    tenant: Tenant | None = data.get("tenant")
+    if tenant is None and getattr(form.instance, "tenant_id", None) is not None:
+        tenant = form.instance.tenant
+    return tenant
+
+
+class ScopedRelatedOnlyFieldListFilter(admin.RelatedOnlyFieldListFilter):
+    """Offers the values present in the (tenant-scoped) list, and of those only the user's
+    tenants': a row linking into another tenant (the database refuses new ones, integrity.py)
+    must not show that tenant's names."""
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> Any:
+        present = (
+            model_admin.get_queryset(request)
+            .distinct()
+            .values_list(f"{self.field_path}__pk", flat=True)
+        )
+        return field.get_choices(
+            include_blank=False,
+            limit_choices_to=Q(pk__in=present) & in_tenants(field.related_model, request.user),
+            ordering=self.field_admin_ordering(field, request, model_admin),
+        )
+
+
 class TenantScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Superusers see everything; tenant administrators their tenants' objects only.
 
@@ -27,6 +64,9 @@ class TenantScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     tenant_path = "tenant"
     tenant_admin_can_add = True
     tenant_admin_can_delete = True
+    # The database refuses to move the model's rows to another tenant (integrity.py): the
+    # change form shows the tenant read-only instead of failing on save.
+    tenant_fixed = False
 
     def _tenants(self, request: HttpRequest) -> QuerySet[Tenant]:
         return administered_tenants(request.user)
@@ -70,6 +110,12 @@ class TenantScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return super().has_delete_permission(request, obj)
         return self.tenant_admin_can_delete and self._in_scope(request, obj)
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
+        fields = super().get_readonly_fields(request, obj)
+        if self.tenant_fixed and obj is not None and "tenant" not in fields:
+            return [*fields, "tenant"]
+        return fields
+
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
         if self._scoped(request) and field is not None:
@@ -83,9 +129,4 @@ class TenantScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return field
 
     def _limit(self, model: type[Model], queryset: Any, request: HttpRequest) -> Any:
-        tenants = self._tenants(request)
-        if model is Tenant:
-            return queryset.filter(pk__in=tenants)
-        if any(f.name == "tenant" for f in model._meta.get_fields()):
-            return queryset.filter(tenant__in=tenants)
-        return queryset
+        return queryset.filter(in_tenants(model, request.user))

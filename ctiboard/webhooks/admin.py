@@ -8,11 +8,15 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from ctiboard.tenancy.admin_scope import TenantScopedAdmin
+from ctiboard.tenancy.admin_scope import (
+    ScopedRelatedOnlyFieldListFilter,
+    TenantScopedAdmin,
+    form_tenant,
+)
 
 from .models import DeliveryStatus, Webhook, WebhookDelivery
 
-TENANT_FILTER = ("tenant", admin.RelatedOnlyFieldListFilter)
+TENANT_FILTER = ("tenant", ScopedRelatedOnlyFieldListFilter)
 
 
 class WebhookForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -52,7 +56,7 @@ class WebhookForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        tenant = cleaned.get("tenant")
+        tenant = form_tenant(self, cleaned)
         for name in ("extensions", "groups"):
             chosen = cleaned.get(name)
             if tenant is not None and any(item.tenant_id != tenant.pk for item in chosen or []):
@@ -74,6 +78,7 @@ class WebhookForm(forms.ModelForm):  # type: ignore[type-arg]
 @admin.register(Webhook)
 class WebhookAdmin(TenantScopedAdmin):
     form = WebhookForm
+    tenant_fixed = True
     list_display = ["name", "tenant", "url", "enabled", "events", "body_format"]
     list_filter = [TENANT_FILTER, "enabled", "body_format"]
     list_select_related = ["tenant"]
@@ -106,7 +111,7 @@ class WebhookDeliveryAdmin(TenantScopedAdmin):
     ]
     list_filter = [
         TENANT_FILTER,
-        ("webhook", admin.RelatedOnlyFieldListFilter),
+        ("webhook", ScopedRelatedOnlyFieldListFilter),
         "status",
         "event",
     ]
