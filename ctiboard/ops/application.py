@@ -4,12 +4,12 @@ from typing import Any
 
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
 from django.conf import settings
 
 from ctiboard.board.routing import websocket_urlpatterns
 from ctiboard.lib.wsframes import DirectFrames
 
+from .origins import StrictOriginValidator
 from .sockets import GracefulWebSockets
 
 
@@ -20,12 +20,10 @@ def build_application(http: Any) -> ProtocolTypeRouter:
             "http": http,
             # Pushed batches written straight to Daphne's connections (board.fanout), deflated
             # once for all of them; counted for /metrics; closed with 1012 (Service Restart)
-            # when Daphne shuts down.
+            # when Daphne shuts down. Only from the board's own origin (ops.origins).
             "websocket": DirectFrames(
                 GracefulWebSockets(
-                    AllowedHostsOriginValidator(
-                        AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-                    )
+                    StrictOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
                 ),
                 compress=settings.CTIBOARD_WEBSOCKET_COMPRESSION,
             ),

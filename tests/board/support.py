@@ -15,6 +15,10 @@ from ctiboard.ingest import writer
 from ctiboard.tenancy.models import Extension
 from tests.conftest import PASSWORD, Company
 
+# What a browser sends with the board page's handshake: its origin, and the host it came to
+# (the socket must come from exactly that origin: ops.origins).
+PAGE = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
+
 
 def session_cookie(user: User) -> bytes:
     client = Client()
@@ -23,7 +27,7 @@ def session_cookie(user: User) -> bytes:
 
 
 async def connect(user: User | None, account: str) -> WebsocketCommunicator:
-    headers = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
+    headers = list(PAGE)
     if user is not None:
         headers.append((b"cookie", await sync_to_async(session_cookie)(user)))
     return WebsocketCommunicator(application, f"/ws/board/{account}/", headers=headers)
@@ -78,7 +82,7 @@ async def open_socket(
     socket = WebsocketCommunicator(
         application,
         f"/ws/board/{company.tenant.account}/?{query}",
-        headers=[(b"origin", b"http://127.0.0.1:8000"), (b"cookie", cookie)],
+        headers=[*PAGE, (b"cookie", cookie)],
     )
     assert (await socket.connect())[0]
     return socket

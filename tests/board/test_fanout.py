@@ -23,7 +23,15 @@ from ctiboard.cti.events import StateEvent
 from ctiboard.ingest import writer
 from ctiboard.live.groups import tenant_group
 from ctiboard.tenancy.models import Extension, Tenant
-from tests.board.support import apply, open_socket, receive_sync, session_cookie, state, tile_ids
+from tests.board.support import (
+    PAGE,
+    apply,
+    open_socket,
+    receive_sync,
+    session_cookie,
+    state,
+    tile_ids,
+)
 from tests.conftest import Company
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -336,7 +344,7 @@ async def test_a_users_sockets_share_the_banner_of_his_ringing_phone(
         application,
         f"/ws/board/{company.tenant.account}/",
         headers=[
-            (b"origin", b"http://127.0.0.1:8000"),
+            *PAGE,
             (b"cookie", cookie),
             (b"accept-language", b"de"),
         ],

@@ -12,7 +12,7 @@ from ctiboard.contacts.models import Contact
 from ctiboard.ingest import writer
 from ctiboard.live import publish
 from ctiboard.tenancy.models import Extension, Membership
-from tests.board.support import connect, in_call, login, session_cookie, tile_ids
+from tests.board.support import PAGE, connect, in_call, login, session_cookie, tile_ids
 from tests.calls.events import REMOTE, call
 from tests.conftest import Company
 
@@ -128,7 +128,7 @@ async def test_colleagues_ringing_do_not_ring_mine(owner: User, company: Company
 async def test_the_socket_follows_the_pages_view(owner: User, company: Company) -> None:
     """Grids sent over the socket (reconnect, rights change) keep search, filter and sort."""
     cookie = await sync_to_async(session_cookie)(owner)
-    headers = [(b"origin", b"http://127.0.0.1:8000"), (b"cookie", cookie)]
+    headers = [*PAGE, (b"cookie", cookie)]
     socket = WebsocketCommunicator(
         application, f"/ws/board/{company.tenant.account}/?q=Person+3&sort=name", headers=headers
     )
