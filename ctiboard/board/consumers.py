@@ -7,6 +7,7 @@ import threading
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -17,13 +18,14 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.http import HttpRequest, QueryDict
 from django.template.loader import render_to_string
-from django.utils import translation
+from django.utils import timezone, translation
 
 from ctiboard.calls.models import CallAttempt
 from ctiboard.lib.outage import is_connection_error
 from ctiboard.lib.wsframes import Frame, SocketWriter, writer_for
 from ctiboard.live.groups import user_group
 from ctiboard.live.publish import layer_outage
+from ctiboard.live.sessions import digest, session_expiry, unseal
 from ctiboard.tenancy.models import Extension, Tenant, membership_for
 
 from .fanout import Link, fanout
@@ -43,8 +45,9 @@ from .viewer import Viewer
 
 logger = logging.getLogger(__name__)
 
-# Close codes of our own (4000-4999): the browser must not reconnect blindly after 4403;
-# after 4503 (the channel layer is down: no live updates to give) it retries with backoff.
+# Close codes of our own (4000-4999): the browser must not reconnect blindly after 4403 (not
+# allowed, or signed out: board.js asks whether it still has a login, else shows the login
+# page); after 4503 (the channel layer is down: no live updates to give) it retries with backoff.
 CLOSE_NOT_ALLOWED = 4403
 CLOSE_UNAVAILABLE = 4503
 # A view message is a query string; anything longer is not from our page.
@@ -106,6 +109,7 @@ class Sync:
     inactive: frozenset[int]
     visible: frozenset[int]
     ring: Ring | None
+    session_expires: datetime
 
 
 def favourites_changed(user_id: int) -> None:
@@ -164,6 +168,12 @@ class BoardConsumer(AsyncWebsocketConsumer):
     # worker as this socket last told its page.
     shown_status: dict[str, Any] | None = None
     link: Link | None = None
+    # The login session the socket was opened with: its key stays in this process, messages
+    # name it by digest (live.sessions). It is checked again when it is due to expire.
+    session_key: str = ""
+    session_id: str = ""
+    session_timer: asyncio.TimerHandle | None = None
+    ended: bool = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -178,9 +188,12 @@ class BoardConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        session = self.scope.get("session")
+        if user is None or not user.is_authenticated or session is None or not session.session_key:
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
+        self.session_key = session.session_key
+        self.session_id = digest(self.session_key)
         account = self.scope["url_route"]["kwargs"]["account"]
         membership = await database_sync_to_async(membership_for)(user, account)
         if membership is None:
@@ -221,6 +234,10 @@ class BoardConsumer(AsyncWebsocketConsumer):
             self._leave_fanout()
 
     def _leave_fanout(self) -> None:
+        self.ended = True
+        if self.session_timer is not None:
+            self.session_timer.cancel()
+            self.session_timer = None
         if self.tenant_id is not None:
             fanout().unsubscribe(self.tenant_id, self)
             self.tenant_id = None
@@ -239,8 +256,11 @@ class BoardConsumer(AsyncWebsocketConsumer):
             self.writer.write(Frame(text))
 
     async def close_now(self, code: int) -> None:
+        if self.ended:
+            return
         if self.writer is not None:
             await self.writer.flush()
+        self._leave_fanout()
         await self.close(code=code)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -260,10 +280,12 @@ class BoardConsumer(AsyncWebsocketConsumer):
 
     @database_sync_to_async
     def _load(self, page: PageGrid | None, link: Link) -> Sync | None:
-        # Fresh from the database: the user may have been deactivated since the socket opened.
+        # Fresh from the database: the user may have been deactivated since the socket opened,
+        # or his session ended before this socket joined his group.
         user = get_user_model().objects.filter(pk=self.scope["user"].pk).first()
+        session_expires = session_expiry(self.session_key, self.scope["user"].pk)
         membership = membership_for(user, self.scope["url_route"]["kwargs"]["account"])
-        if membership is None:
+        if membership is None or session_expires is None:
             return None
         rows = Extension.objects.filter(tenant=membership.tenant).values_list("pk", "active", "seq")
         known = {pk: active for pk, active, _ in rows}
@@ -311,6 +333,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
             inactive=shared_ids(pk for pk, active in known.items() if not active),
             visible=shared_ids(tile.ext.pk for tile in grid.tiles()),
             ring=ring,
+            session_expires=session_expires,
         )
 
     async def send_everything(self, page: PageGrid | None = None) -> None:
@@ -318,9 +341,10 @@ class BoardConsumer(AsyncWebsocketConsumer):
         link = fanout().link(self.tenant_id) if self.tenant_id is not None else Link(live=None)
         sync = await self._load(page, link)
         if sync is None:
-            # Membership revoked while connected.
+            # Membership revoked or session ended while connected.
             await self.close_now(CLOSE_NOT_ALLOWED)
             return
+        self._watch_session(sync.session_expires)
         self.viewer = sync.viewer
         self.seq = sync.seq
         self.known = sync.known
@@ -448,6 +472,46 @@ class BoardConsumer(AsyncWebsocketConsumer):
         )
         _background.add(task)
         task.add_done_callback(_background.discard)
+
+    # --- the login session ------------------------------------------------------------------
+
+    def _watch_session(self, expires: datetime) -> None:
+        """Check the session again when it is due to expire (it may have been extended)."""
+        if self.ended:
+            return
+        if self.session_timer is not None:
+            self.session_timer.cancel()
+        delay = max(0.0, (expires - timezone.now()).total_seconds())
+        self.session_timer = asyncio.get_running_loop().call_later(delay, self._session_due)
+
+    def _session_due(self) -> None:
+        self.session_timer = None
+        task = asyncio.get_running_loop().create_task(self._check_session())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    async def _check_session(self) -> None:
+        expires = await database_sync_to_async(session_expiry)(
+            self.session_key, self.scope["user"].pk
+        )
+        if expires is None:
+            await self.close_now(CLOSE_NOT_ALLOWED)
+        else:
+            self._watch_session(expires)
+
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        if event["session"] == self.session_id:
+            await self.close_now(CLOSE_NOT_ALLOWED)
+
+    async def sessions_ended(self, event: dict[str, Any]) -> None:
+        if self.session_id not in event["keep"]:
+            await self.close_now(CLOSE_NOT_ALLOWED)
+
+    async def session_replaced(self, event: dict[str, Any]) -> None:
+        if event["session"] == self.session_id:
+            self.session_key = unseal(event["key"])
+            self.session_id = digest(self.session_key)
+            await self._check_session()
 
     # --- channel layer events, one handler each -------------------------------------------
 

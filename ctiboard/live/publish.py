@@ -136,3 +136,23 @@ def call_progress(
             "partner_name": partner_name,
         },
     )
+
+
+# A board socket knows its login session by ``live.sessions.digest`` of its key; each ended
+# session closes its sockets as signed out (live.session_ends decides which).
+def session_ended(user_id: int, session: str) -> None:
+    """The session with this digest ended (logout, deleted, expired)."""
+    _send_after_commit(user_group(user_id), {"type": "session.ended", "session": session})
+
+
+def sessions_ended(user_id: int, keep: list[str] | None = None) -> None:
+    """Every session of the user ended (password changed, deactivated) but those whose
+    digests are in ``keep``."""
+    _send_after_commit(user_group(user_id), {"type": "sessions.ended", "keep": keep or []})
+
+
+def session_replaced(user_id: int, session: str, sealed_key: str) -> None:
+    """The session with this digest lives on under a new key (``live.sessions.seal``-ed)."""
+    _send_after_commit(
+        user_group(user_id), {"type": "session.replaced", "session": session, "key": sealed_key}
+    )

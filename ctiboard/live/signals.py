@@ -1,15 +1,18 @@
 """Rights changed by any path (admin, shell, bulk action): open boards recompute what they show.
-And the admin's re-sync request reaches the worker. Connected here, so tenancy sends nothing."""
+A login session ended (logout, new password, deactivation, deleted): its sockets close
+(session_ends). And the admin's re-sync request reaches the worker. Connected here, so tenancy
+sends nothing."""
 
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
+from ctiboard.lib.sessions import session_model
 from ctiboard.tenancy.models import ExtensionGroup, Membership
 from ctiboard.tenancy.signals import resync_requested
 
-from . import publish
+from . import publish, session_ends
 
 
 def _membership_saved(sender: Any, instance: Membership, **kwargs: Any) -> None:
@@ -36,23 +39,34 @@ def _group_deleted(sender: Any, instance: ExtensionGroup, **kwargs: Any) -> None
 # What of the user himself decides what his boards show (the rest is in his memberships):
 # a login (last_login), a new name, e-mail or password changes none of it.
 USER_RIGHTS = ("is_active", "is_staff", "is_superuser")
-_RIGHTS_BEFORE = "_ctiboard_rights_before"
+# A new password or a deactivation ends his login sessions, and with them his sockets.
+_WATCHED = (*USER_RIGHTS, "password")
+_BEFORE = "_ctiboard_user_before"
 
 
 def _user_saving(sender: Any, instance: Any, raw: bool, update_fields: Any, **kwargs: Any) -> None:
     before = None
-    if not raw and instance.pk is not None and set(update_fields or USER_RIGHTS) & {*USER_RIGHTS}:
-        before = sender.objects.filter(pk=instance.pk).values_list(*USER_RIGHTS).first()
-    setattr(instance, _RIGHTS_BEFORE, before)
+    if not raw and instance.pk is not None and set(update_fields or _WATCHED) & {*_WATCHED}:
+        before = sender.objects.filter(pk=instance.pk).values_list(*_WATCHED).first()
+    setattr(instance, _BEFORE, before)
 
 
 def _user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
-    # Deactivating a user must end his open boards; other saves leave them alone.
-    before = instance.__dict__.pop(_RIGHTS_BEFORE, None)
+    before = instance.__dict__.pop(_BEFORE, None)
     if created or before is None:
         return
-    if tuple(getattr(instance, name) for name in USER_RIGHTS) != before:
+    was = dict(zip(_WATCHED, before, strict=True))
+    if was["is_active"] and not instance.is_active:
+        session_ends.deactivated(instance.pk)
+    elif instance.password != was["password"]:
+        session_ends.password_changed(instance.pk)
+    # Deactivating a user must end his open boards; other saves leave them alone.
+    if any(getattr(instance, name) != was[name] for name in USER_RIGHTS):
         publish.visibility_changed(instance.pk)
+
+
+def _session_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+    session_ends.session_deleted(instance.session_key, instance.get_decoded())
 
 
 def _resync_requested(sender: Any, tenant_id: int, **kwargs: Any) -> None:
@@ -74,3 +88,4 @@ def connect() -> None:
     pre_delete.connect(_group_deleted, sender=ExtensionGroup, dispatch_uid="group-deleted")
     pre_save.connect(_user_saving, sender=get_user_model(), dispatch_uid="user-saving")
     post_save.connect(_user_saved, sender=get_user_model(), dispatch_uid="user-saved")
+    post_delete.connect(_session_deleted, sender=session_model(), dispatch_uid="session-deleted")

@@ -18,6 +18,7 @@ from django.utils.translation import ngettext
 
 from ctiboard.cti.client import CTIClient, CTIError
 
+from . import user_admin  # noqa: F401 - registers the user admin
 from .admin_scope import (
     ScopedRelatedOnlyFieldListFilter,
     TenantScopedAdmin,

@@ -154,6 +154,7 @@
 
   // A refused handshake looks like any lost connection (1006). Once the server answers
   // again, ask it whether this browser is still logged in; if not, the reload shows the login.
+  // After 4403 (signed out, or no longer allowed) the same question is asked at once.
   function probeSession() {
     if (probing) return;
     probing = true;
@@ -174,7 +175,10 @@
   document.addEventListener("htmx:wsClose", function (evt) {
     var code = evt.detail && evt.detail.event ? evt.detail.event.code : 0;
     if (code === 4403) {
+      // Not allowed, or the login ended (logout, new password, deactivated, expired): if the
+      // server now sends this page to the login, go there; else say that access ended.
       setState("denied");
+      probeSession();
       return;
     }
     setState(code === 4503 ? "unavailable" : "reconnecting");

@@ -1,5 +1,6 @@
 """Which saves of a user make his open boards recompute what they show: a change of his rights
-does, a login or a new name, e-mail or password does not (every board would re-send its grid)."""
+does, a login or a new name, e-mail or password does not (every board would re-send its grid).
+A new password or a deactivation ends his sessions (their sockets close)."""
 
 from collections.abc import Callable
 from typing import Any
@@ -48,28 +49,43 @@ def test_logging_in_leaves_the_boards_alone(
     assert owner.last_login is not None  # the login did save the user
 
 
-def test_name_email_and_password_changes_leave_the_boards_alone(
+def test_name_and_email_changes_leave_the_boards_alone(
     owner: User, pushes_to: Callable[..., list[str]]
 ) -> None:
     def edit() -> None:
         owner.first_name, owner.email = "Olga", "olga@example.com"
         owner.save()
-        owner.set_password("another long passphrase")
-        owner.save()
 
     assert pushes_to(owner, edit) == []
 
 
-@pytest.mark.parametrize("right", ["is_active", "is_staff", "is_superuser"])
+def test_a_new_password_ends_the_sessions_but_recomputes_nothing(
+    owner: User, pushes_to: Callable[..., list[str]]
+) -> None:
+    def edit() -> None:
+        owner.set_password("another long passphrase")
+        owner.save()
+
+    assert pushes_to(owner, edit) == ["sessions.ended"]
+
+
+@pytest.mark.parametrize(
+    ("right", "pushes"),
+    [
+        ("is_active", ["sessions.ended", "visibility.changed"]),
+        ("is_staff", ["visibility.changed"]),
+        ("is_superuser", ["visibility.changed"]),
+    ],
+)
 def test_a_change_of_rights_recomputes_the_boards(
-    owner: User, pushes_to: Callable[..., list[str]], right: str
+    owner: User, pushes_to: Callable[..., list[str]], right: str, pushes: list[str]
 ) -> None:
     def flip() -> None:
         user = User.objects.get(pk=owner.pk)  # as the admin loads it
         setattr(user, right, not getattr(user, right))
         user.save()
 
-    assert pushes_to(owner, flip) == ["visibility.changed"]
+    assert pushes_to(owner, flip) == pushes
 
 
 def test_a_membership_change_still_recomputes_the_boards(
