@@ -14,7 +14,6 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.http import HttpRequest, QueryDict
 from django.template.loader import render_to_string
@@ -25,7 +24,7 @@ from ctiboard.lib.outage import is_connection_error
 from ctiboard.lib.wsframes import Frame, SocketWriter, writer_for
 from ctiboard.live.groups import user_group
 from ctiboard.live.publish import layer_outage
-from ctiboard.live.sessions import digest, session_expiry, unseal
+from ctiboard.live.sessions import digest, session_login, unseal
 from ctiboard.tenancy.models import Extension, Tenant, membership_for
 
 from .fanout import Link, fanout
@@ -282,10 +281,12 @@ class BoardConsumer(AsyncWebsocketConsumer):
     def _load(self, page: PageGrid | None, link: Link) -> Sync | None:
         # Fresh from the database: the user may have been deactivated since the socket opened,
         # or his session ended before this socket joined his group.
-        user = get_user_model().objects.filter(pk=self.scope["user"].pk).first()
-        session_expires = session_expiry(self.session_key, self.scope["user"].pk)
+        login = session_login(self.session_key)
+        if login is None or login.user.pk != self.scope["user"].pk:
+            return None
+        user = login.user
         membership = membership_for(user, self.scope["url_route"]["kwargs"]["account"])
-        if membership is None or session_expires is None:
+        if membership is None:
             return None
         rows = Extension.objects.filter(tenant=membership.tenant).values_list("pk", "active", "seq")
         known = {pk: active for pk, active, _ in rows}
@@ -333,7 +334,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
             inactive=shared_ids(pk for pk, active in known.items() if not active),
             visible=shared_ids(tile.ext.pk for tile in grid.tiles()),
             ring=ring,
-            session_expires=session_expires,
+            session_expires=login.expires,
         )
 
     async def send_everything(self, page: PageGrid | None = None) -> None:
@@ -491,13 +492,11 @@ class BoardConsumer(AsyncWebsocketConsumer):
         task.add_done_callback(_background.discard)
 
     async def _check_session(self) -> None:
-        expires = await database_sync_to_async(session_expiry)(
-            self.session_key, self.scope["user"].pk
-        )
-        if expires is None:
+        login = await database_sync_to_async(session_login)(self.session_key)
+        if login is None or login.user.pk != self.scope["user"].pk:
             await self.close_now(CLOSE_NOT_ALLOWED)
         else:
-            self._watch_session(expires)
+            self._watch_session(login.expires)
 
     async def session_ended(self, event: dict[str, Any]) -> None:
         if event["session"] == self.session_id:

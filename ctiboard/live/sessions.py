@@ -6,7 +6,9 @@ clear. A session that lives on under a new key (``cycle_key``: a password change
 a new login as the same user) reaches its sockets ``seal``-ed.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.contrib.auth import get_user
 from django.http import HttpRequest
@@ -31,14 +33,21 @@ def unseal(token: str) -> str:
     return secrets.decrypt(token)
 
 
-def session_expiry(session_key: str, user_id: int) -> datetime | None:
-    """When the session ends, if it is still a valid login of this user; else None.
+@dataclass(frozen=True)
+class Login:
+    user: Any
+    expires: datetime
+
+
+def session_login(session_key: str) -> Login | None:
+    """The session's user and when it ends, if it is still a valid login; else None.
 
     Valid as Django's own ``get_user`` judges a request with this session: it exists and has
     not expired, its user is active and its auth hash matches the user's password now."""
     request = HttpRequest()
     request.session = session_store(session_key)
-    if get_user(request).pk != user_id:
+    user = get_user(request)
+    if not user.is_authenticated:
         return None
     expires: datetime | None = (
         session_model()
@@ -46,4 +55,4 @@ def session_expiry(session_key: str, user_id: int) -> datetime | None:
         .values_list("expire_date", flat=True)
         .first()
     )
-    return expires
+    return Login(user, expires) if expires is not None else None
