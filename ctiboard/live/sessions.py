@@ -2,8 +2,8 @@
 
 A socket keeps its session's key in memory only; the messages that end sessions name them by
 ``digest`` (keyed with SECRET_KEY), so no session key travels through the channel layer in
-clear. A session that lives on under a new key (``cycle_key``: a password change that kept it,
-a new login as the same user) reaches its sockets ``seal``-ed.
+clear. A session that lives on under a new key (``cycle_key``, e.g. in the password change
+that kept it) reaches its sockets ``seal``-ed.
 """
 
 from dataclasses import dataclass

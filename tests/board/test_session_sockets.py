@@ -206,3 +206,36 @@ async def test_a_socket_of_an_extended_session_stays_open(owner: User, company: 
     assert await socket.receive_nothing(timeout=1.5)
     await still_live(socket, company)
     await socket.disconnect()
+
+
+async def test_logging_in_as_someone_else_ends_the_previous_login(
+    owner: User, member: User, company: Company
+) -> None:
+    browser = await sync_to_async(logged_in)(owner)
+    socket = await board_socket(browser, company)
+
+    # Django's login flushes the session of the other user (no logout signal is sent).
+    response = await sync_to_async(browser.post)(
+        "/login/", {"username": member.username, "password": PASSWORD}
+    )
+    assert response.status_code == 302
+
+    assert await closed(socket) == SIGNED_OUT
+
+
+async def test_logging_in_again_as_the_same_user_keeps_the_sessions_sockets(
+    owner: User, company: Company
+) -> None:
+    browser = await sync_to_async(logged_in)(owner)
+    socket = await board_socket(browser, company)
+    before = browser.cookies["sessionid"].value
+
+    response = await sync_to_async(browser.post)(
+        "/login/", {"username": owner.username, "password": PASSWORD}
+    )
+    assert response.status_code == 302
+    assert browser.cookies["sessionid"].value == before  # Django keeps the session
+
+    await still_live(socket, company)
+    await sync_to_async(browser.post)("/logout/")
+    assert await closed(socket) == SIGNED_OUT
