@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "ctiboard.board",
     "ctiboard.contacts",
     "ctiboard.history",
+    "ctiboard.gateway",
     "ctiboard.webhooks",
     "ctiboard.simulator",
     "ctiboard.demo",
