@@ -3,7 +3,6 @@ also drives the simulator) against the whole application on a real socket, with 
 worker streaming the simulator, so live states flow PBX -> worker -> fan-out -> gateway."""
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -11,41 +10,12 @@ from django.contrib.auth.models import User
 
 from ctiboard.gateway.models import Scope
 from ctiboard.ingest.stream import TenantIngest
-from ctiboard.tenancy.models import Membership
-from tests.conftest import Company, Pbx, make_user
-from tests.gateway.support import api_token, gateway_url, serving
-from tests.ingest.support import control, running
+from tests.conftest import Company, Pbx
+from tests.gateway.support import api_token
+from tests.ingest.support import control
 from tests.spec_client import SpecClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def bob(pbx_company: Company) -> User:
-    """Sees three of the eight extensions, calls from the first of them."""
-    user = make_user("bob")
-    team = pbx_company.extensions[:3]
-    membership = Membership.objects.create(
-        user=user, tenant=pbx_company.tenant, own_extension=team[0]
-    )
-    membership.extensions.set(team)
-    return user
-
-
-@pytest.fixture
-def line_only(pbx_company: Company) -> User:
-    user = make_user("lineonly")
-    Membership.objects.create(
-        user=user, tenant=pbx_company.tenant, sees_all_extensions=True, sees_call_details=False
-    )
-    return user
-
-
-@pytest.fixture
-async def live(pbx_company: Company) -> AsyncIterator[tuple[str, TenantIngest]]:
-    """The gateway's base URL for the tenant, with its worker streaming the simulator."""
-    async with running(pbx_company) as ingest, serving() as host:
-        yield gateway_url(host, pbx_company.tenant), ingest
 
 
 async def test_bob_sees_exactly_his_extensions(
