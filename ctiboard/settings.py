@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "ctiboard.board",
     "ctiboard.contacts",
     "ctiboard.history",
+    "ctiboard.gateway",
     "ctiboard.webhooks",
     "ctiboard.simulator",
     "ctiboard.demo",
@@ -273,7 +274,7 @@ CTIBOARD_EXTENSION_SYNC_INTERVAL = env_float("CTIBOARD_EXTENSION_SYNC_INTERVAL",
 # transaction. 0: whatever arrived while the previous batch was stored.
 CTIBOARD_BATCH_INTERVAL = env_float("CTIBOARD_BATCH_INTERVAL", 0.01, minimum=0)
 # A web process sends each board socket at most one round of changes this often, in seconds
-# (board.fanout): more than a screen can show only costs the browsers time.
+# (live.fanout): more than a screen can show only costs the browsers time.
 CTIBOARD_PUSH_INTERVAL = env_float("CTIBOARD_PUSH_INTERVAL", 0.02, minimum=0)
 # Board sockets under Daphne accept the browser's permessage-deflate (lib.wsframes): each
 # message is deflated once per process, not once per socket.

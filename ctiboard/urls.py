@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from ctiboard.gateway.urls import api_urlpatterns, token_urlpatterns
 from ctiboard.ops import views as ops_views
 
 urlpatterns = [
@@ -13,5 +14,8 @@ urlpatterns = [
     path("readyz", ops_views.readyz, name="readyz"),
     path("metrics", ops_views.metrics, name="metrics"),
     path("t/<str:account>/history/", include("ctiboard.history.urls")),
+    path("t/<str:account>/tokens/", include(token_urlpatterns)),
+    # The CTI gateway: NFON's API per tenant (docs/gateway.md).
+    path("cti/<str:account>/v1/", include(api_urlpatterns)),
     path("", include("ctiboard.board.urls")),
 ]

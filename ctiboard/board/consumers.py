@@ -22,15 +22,16 @@ from django.utils import timezone, translation
 from ctiboard.calls.models import CallAttempt
 from ctiboard.lib.outage import is_connection_error
 from ctiboard.lib.wsframes import Frame, SocketWriter, writer_for
+from ctiboard.live.batches import Batch
+from ctiboard.live.fanout import Link, fanout
 from ctiboard.live.groups import user_group
 from ctiboard.live.publish import layer_outage
 from ctiboard.live.sessions import digest, session_login, unseal
 from ctiboard.tenancy.models import Extension, Tenant, membership_for
 
-from .fanout import Link, fanout
 from .grid import BoardView, build_grid, partner_contacts
 from .grid_html import render_grid_messages, render_grid_version_oob
-from .pushes import RESYNC, Audience, Batch, changes_for
+from .pushes import RESYNC, Audience, changes_for, frames_for
 from .rendering import (
     pack,
     render_call_oob,
@@ -404,7 +405,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
                 [e for e in batch.extensions if e.seq > seq], batch, audience, viewer
             )
         else:
-            frames = batch.frames_for(audience, viewer)
+            frames = frames_for(batch, audience, viewer)
         if frames is RESYNC:
             self.request_resync()
             return
@@ -443,6 +444,9 @@ class BoardConsumer(AsyncWebsocketConsumer):
         self.link = link
         self.emit(render_link_oob(link.live, link.since, self.language))
 
+    def on_calls(self, events: list[dict[str, Any]]) -> None:
+        """Tiles show calls through the extensions' batches; raw call events are the gateway's."""
+
     def _with_ring(self, batch: Batch, own_id: int, frames: tuple[Frame, ...]) -> tuple[Frame, ...]:
         viewer = self.viewer
         assert viewer is not None
@@ -451,14 +455,14 @@ class BoardConsumer(AsyncWebsocketConsumer):
         if ring == self.ring:
             return frames
         self.ring = ring
-        key = (frames, ring, self.language)
-        shared = batch.with_banner.get(key)
+        key = ("banner", frames, ring, self.language)
+        shared = batch.renders.get(key)
         if shared is None:
             with translation.override(self.language or None):
                 banner = render_incoming_oob(ring)
             last = frames[-1].text if frames else ""
             shared = (*frames[:-1], *(Frame(text) for text in pack([last, banner]) if text))
-            batch.with_banner[key] = shared
+            batch.renders[key] = shared
         return shared
 
     def request_resync(self) -> None:

@@ -1,4 +1,4 @@
-"""A pushed batch of tile changes, decoded once per process and rendered once per audience.
+"""A pushed batch of tile changes (``live.batches``), rendered once per audience.
 
 Every socket of a tenant receives the same batch. What each one sends differs only by what
 its user may see and how: sockets with the same ``Audience`` (the same shared id sets, rights,
@@ -8,15 +8,12 @@ one render per audience, and per socket a dictionary lookup and a write.
 Runs in the event loop's thread only (the fan-out's reader), hence no locks.
 """
 
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.utils import translation
 
-from ctiboard.contacts.models import Contact
 from ctiboard.lib.wsframes import Frame
+from ctiboard.live.batches import Batch
 from ctiboard.tenancy.models import Extension
 
 from .rendering import pack, render_tile_oob
@@ -82,70 +79,13 @@ class Resync:
 RESYNC = Resync()
 
 
-@dataclass(frozen=True)
-class Batch:
-    """One ``extensions.changed`` message of the ingest worker, decoded."""
-
-    first: int
-    last: int
-    extensions: tuple[Extension, ...]
-    # The call partner's phonebook entry by extension id, as the worker looked it up.
-    contacts: Mapping[int, Contact]
-    # The batch's frames by audience, filled as sockets ask.
-    frames: dict[Audience, "tuple[Frame, ...] | Resync"] = field(
-        default_factory=dict, compare=False, repr=False
-    )
-    ids: frozenset[int] = field(default=frozenset(), compare=False, repr=False)
-    # Frames with the own phone's banner (consumers.BoardConsumer._with_ring), by the frames
-    # without it, the ring and the language: every socket of a user whose phone rings needs
-    # the same ones, and each new Frame is deflated anew.
-    with_banner: dict[tuple[Any, ...], "tuple[Frame, ...]"] = field(
-        default_factory=dict, compare=False, repr=False
-    )
-
-    def frames_for(self, audience: Audience, viewer: Viewer) -> "tuple[Frame, ...] | Resync":
-        found = self.frames.get(audience)
-        if found is None:
-            found = self.frames[audience] = changes_for(self.extensions, self, audience, viewer)
-        return found
-
-
-def batch_of(event: Mapping[str, Any]) -> Batch:
-    # A worker of the previous release sends a list of payloads and no contacts.
-    payloads = json.loads(event["tiles"]) if "tiles" in event else event["extensions"]
-    seqs = [payload["seq"] for payload in payloads]
-    extensions = tuple(Extension.from_payload(payload) for payload in payloads)
-    contacts = {
-        payload["id"]: Contact(name=found[0], vip=bool(found[1]))
-        for payload in payloads
-        if (found := payload.get("contact"))
-    }
-    return Batch(
-        min(seqs), max(seqs), extensions, contacts, ids=frozenset(e.pk for e in extensions)
-    )
-
-
-def merge(batches: list[Batch]) -> Batch:
-    """Consecutive batches as one: each extension in its latest state, with the contact of
-    that state (an earlier call's partner must not stay on the tile)."""
-    if len(batches) == 1:
-        return batches[0]
-    latest: dict[int, Extension] = {}
-    contacts: dict[int, Contact] = {}
-    for batch in batches:
-        for extension in batch.extensions:
-            latest.pop(extension.pk, None)
-            latest[extension.pk] = extension
-            contacts.pop(extension.pk, None)
-            if extension.pk in batch.contacts:
-                contacts[extension.pk] = batch.contacts[extension.pk]
-    return Batch(
-        batches[0].first,
-        batches[-1].last,
-        tuple(latest.values()),
-        contacts,
-        ids=frozenset(latest),
-    )
+def frames_for(batch: Batch, audience: Audience, viewer: Viewer) -> "tuple[Frame, ...] | Resync":
+    """The batch's frames for a socket of ``audience``, rendered once per audience."""
+    found = batch.renders.get(audience)
+    if found is None:
+        found = batch.renders[audience] = changes_for(batch.extensions, batch, audience, viewer)
+    assert isinstance(found, tuple | Resync)
+    return found
 
 
 def changes_for(

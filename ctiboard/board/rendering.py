@@ -20,7 +20,7 @@ from ctiboard.tenancy.models import Extension, Tenant
 from .viewer import Viewer
 
 if TYPE_CHECKING:
-    from ctiboard.contacts.models import Contact
+    from ctiboard.live.publish import PhonebookEntry
 
 TILE = "board/board.html#tile"
 # Line states in the order of "sort by status": what needs attention first.
@@ -47,7 +47,7 @@ def tile_context(
     *,
     oob: bool = False,
     hidden: bool = False,
-    contact: "Contact | None" = None,
+    contact: "PhonebookEntry | None" = None,
 ) -> dict[str, Any]:
     mine, callable_, details, favourite = viewer.variant(extension)
     context: dict[str, Any] = {
@@ -97,7 +97,7 @@ def render_tile(
     *,
     oob: bool = False,
     hidden: bool = False,
-    contact: "Contact | None" = None,
+    contact: "PhonebookEntry | None" = None,
     scope: tuple[Any, ...] | None = None,
 ) -> SafeString:
     """One render per (extension state, variant) per process, however many users watch.
@@ -140,7 +140,9 @@ def render_tile(
     return html
 
 
-def render_tile_oob(extension: Extension, viewer: Viewer, contact: "Contact | None" = None) -> str:
+def render_tile_oob(
+    extension: Extension, viewer: Viewer, contact: "PhonebookEntry | None" = None
+) -> str:
     return render_tile(extension, viewer, oob=True, contact=contact)
 
 

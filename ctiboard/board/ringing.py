@@ -9,7 +9,7 @@ from .rendering import partner_number
 from .viewer import Viewer
 
 if TYPE_CHECKING:
-    from ctiboard.contacts.models import Contact
+    from ctiboard.live.publish import PhonebookEntry
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,9 @@ class Ring:
     crm_url: str
 
 
-def ring_of(extension: Extension | None, viewer: Viewer, contact: "Contact | None") -> Ring | None:
+def ring_of(
+    extension: Extension | None, viewer: Viewer, contact: "PhonebookEntry | None"
+) -> Ring | None:
     """The incoming call on the viewer's own extension, if it rings or was answered."""
     if extension is None or extension.pk != viewer.own_extension_id:
         return None

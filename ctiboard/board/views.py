@@ -1,8 +1,6 @@
-from datetime import timedelta
 from typing import Any, cast
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import (
@@ -15,19 +13,18 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from ctiboard.calls import originate
 from ctiboard.calls.models import CallAttempt
+from ctiboard.calls.placing import CallRefused, gate, place
 from ctiboard.contacts.models import Contact
 from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.cti.client import CallNotFound, CTIError
 from ctiboard.lib import phonenumbers
 from ctiboard.tenancy.models import (
-    CallRefusal,
     Extension,
     Membership,
     Tenant,
@@ -147,53 +144,6 @@ def _after_post(request: HtmxHttpRequest, response: HttpResponse, account: str) 
     return HttpResponseRedirect(reverse("board", args=[account]))
 
 
-async def _over_call_limit(user: User, attempt: CallAttempt) -> bool:
-    """Per-user limit across all web processes, counted from the call log itself.
-
-    The attempt is written first and counted with the ones before it, so parallel requests
-    cannot all slip through one free place.
-    """
-    since = timezone.now() - timedelta(seconds=settings.CTIBOARD_CALL_RATE_WINDOW)
-    earlier = await CallAttempt.objects.filter(
-        user=user, created__gte=since, pk__lte=attempt.pk
-    ).acount()
-    return earlier > settings.CTIBOARD_CALL_RATE_LIMIT
-
-
-class CallRefused(Exception):
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.message, self.status = message, status
-
-    @classmethod
-    def by(cls, refusal: CallRefusal) -> "CallRefused":
-        return cls(refusal.reason, 403 if refusal.forbidden else 400)
-
-
-def _gate(membership: Membership, target: Extension | str | None = None) -> None:
-    """Membership.call_refusal, the one gate of every call path, as an exception."""
-    refusal = membership.call_refusal(target)
-    if refusal is not None:
-        raise CallRefused.by(refusal)
-
-
-async def _place(user: User, membership: Membership, callee: str, context: str) -> CallAttempt:
-    """Call ``callee`` from the user's own extension; the caller's rights are checked."""
-    own = membership.own_extension
-    assert own is not None
-    attempt = await CallAttempt.objects.acreate(
-        tenant=membership.tenant,
-        user=user,
-        caller=own.number,
-        callee=callee,
-        callee_context=context,
-    )
-    if await _over_call_limit(user, attempt):
-        await attempt.adelete()
-        raise CallRefused(_("Too many calls in a short time. Please wait a minute."), 429)
-    return await originate.place(attempt, membership.tenant)
-
-
 @login_required
 @require_POST
 async def start_call(request: HtmxHttpRequest, account: str) -> HttpResponse:
@@ -214,8 +164,8 @@ async def start_call(request: HtmxHttpRequest, account: str) -> HttpResponse:
     if target is None:
         raise Http404
     try:
-        _gate(membership, target)
-        attempt = await _place(user, membership, target.number, membership.tenant.account)
+        gate(membership, target)
+        attempt = await place(user, membership, target.number, membership.tenant.account)
     except CallRefused as refused:
         return _call_status(request, None, account, message=refused.message, status=refused.status)
     return _after_post(request, _call_status(request, attempt, account), account)
@@ -261,7 +211,7 @@ def _dial_target(user: User, membership: Membership, typed: str) -> tuple[str, s
     except phonenumbers.InvalidNumber as exc:
         raise CallRefused(str(exc), 400) from None
     if number.external:
-        _gate(membership, number.digits)
+        gate(membership, number.digits)
         contact = (
             lookup_contacts(tenant, [number.digits]).get(number.digits)
             if membership.sees_call_details
@@ -279,7 +229,7 @@ def _dial_target(user: User, membership: Membership, typed: str) -> tuple[str, s
             % {"number": number.digits},
             400,
         )
-    _gate(membership, target)
+    gate(membership, target)
     return target.number, tenant.account, ""
 
 
@@ -293,9 +243,9 @@ async def dial(request: HtmxHttpRequest, account: str) -> HttpResponse:
         raise Http404
     typed = request.POST.get("number", "")[: phonenumbers.INPUT_MAX * 2]
     try:
-        _gate(membership)
+        gate(membership)
         callee, context, name = await sync_to_async(_dial_target)(user, membership, typed)
-        attempt = await _place(user, membership, callee, context)
+        attempt = await place(user, membership, callee, context)
     except CallRefused as refused:
         if request.htmx:
             return _dial_form(

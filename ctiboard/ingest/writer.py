@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -135,6 +136,7 @@ def apply(state: TenantState, received: Sequence[StateEvent | CallEvent]) -> lis
     now = timezone.now()
     changed: dict[str, Extension] = {}
     calls_changed: dict[str, Extension] = {}
+    reported: list[dict[str, Any]] = []
     with transaction.atomic():
         for event in received:
             if event.customer and event.customer != state.account:
@@ -162,10 +164,13 @@ def apply(state: TenantState, received: Sequence[StateEvent | CallEvent]) -> lis
                 extension = _extension(state, event.extension)
                 if tracking.apply_event(state.calls, extension, event, now):
                     calls_changed[extension.number] = extension
+                reported.append(event.raw)
         for number, extension in calls_changed.items():
             if tracking.show_current_call(state.calls, extension):
                 changed[number] = extension
         _flush_calls(state)
+        # Before the tiles: a gateway client sees a call's event no later than its line.
+        publish.calls_reported(state.tenant_id, reported)
         _save(state, list(changed.values()), now, events_received=bool(received))
     return list(changed.values())
 

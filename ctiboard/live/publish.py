@@ -20,7 +20,7 @@ from ctiboard.lib.metrics import SENT_AT, stamp
 from ctiboard.lib.outage import Outage
 from ctiboard.tenancy.models import Extension
 
-from .groups import ingest_group, tenant_group, user_group
+from .groups import api_token_group, ingest_group, tenant_group, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,11 @@ layer_outage = Outage(logger, "the channel layer")
 class PhonebookEntry(Protocol):
     """What a tile shows of a call partner's phonebook entry (contacts.Contact has it)."""
 
-    name: str
-    vip: bool
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def vip(self) -> bool: ...
 
 
 def _send_after_commit(group: str, message: dict[str, Any]) -> None:
@@ -102,6 +105,42 @@ def extensions_changed(
                 "tiles": json.dumps(payloads, separators=(",", ":")),
             },
         )
+
+
+# What of a call event the gateway passes on: the fields of NFON's `call` schema.
+CALL_FIELDS = (
+    "uuid",
+    "caller",
+    "caller_context",
+    "callee",
+    "callee_context",
+    "state",
+    "updated",
+    "extension",
+    "customer",
+    "direction",
+    "error",
+)
+
+
+def calls_reported(tenant_id: int, events: list[dict[str, Any]]) -> None:
+    """Call events as the PBX sent them (their raw objects), for the gateway's call streams;
+    each stream keeps the events of extensions its user may see."""
+    if events:
+        _send_after_commit(
+            tenant_group(tenant_id),
+            {
+                "type": "calls.reported",
+                "events": [
+                    {key: event[key] for key in CALL_FIELDS if key in event} for event in events
+                ],
+            },
+        )
+
+
+def api_token_changed(token_id: int) -> None:
+    """An API token was revoked, changed or deleted: its open gateway streams check it again."""
+    _send_after_commit(api_token_group(token_id), {"type": "api_token.changed"})
 
 
 def resync_requested(tenant_id: int) -> None:

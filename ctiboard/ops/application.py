@@ -18,7 +18,7 @@ def build_application(http: Any) -> ProtocolTypeRouter:
     return ProtocolTypeRouter(
         {
             "http": http,
-            # Pushed batches written straight to Daphne's connections (board.fanout), deflated
+            # Pushed batches written straight to Daphne's connections (live.fanout), deflated
             # once for all of them; counted for /metrics; closed with 1012 (Service Restart)
             # when Daphne shuts down. Only from the board's own origin (ops.origins).
             "websocket": DirectFrames(

@@ -4,7 +4,6 @@ click-to-dial and its cancel, with the tenant's injected faults applied to every
 import asyncio
 import hmac
 import re
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from ctiboard.lib.accept import negotiate
 from ctiboard.simulator.model import (
     CALL_ERRORS,
     DEFAULT_TIMEOUT,
@@ -65,35 +65,6 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 def _unauthorized(message: str) -> HTTPException:
     return _error(401, message, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-
-
-def negotiate(accept: str, offers: Sequence[str]) -> str | None:
-    """The offer the Accept header prefers (ties go to the earlier offer, the default)."""
-    if not accept.strip():
-        return offers[0]
-    ranges: list[tuple[str, float]] = []
-    for part in accept.split(","):
-        media, _, params = part.partition(";")
-        quality = 1.0
-        for param in params.split(";"):
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = min(max(float(value), 0.0), 1.0)
-                except ValueError:
-                    quality = 0.0
-        ranges.append((media.strip().lower(), quality))
-    best, best_quality = None, 0.0
-    for offer in offers:
-        wildcard = offer.split("/")[0] + "/*"
-        specificity, quality = -1, 0.0
-        for media, media_quality in ranges:
-            rank = {offer: 2, wildcard: 1, "*/*": 0}.get(media, -1)
-            if rank > specificity:
-                specificity, quality = rank, media_quality
-        if quality > best_quality:
-            best, best_quality = offer, quality
-    return best
 
 
 def _valid_date_time(value: str) -> bool:

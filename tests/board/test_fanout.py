@@ -17,10 +17,11 @@ from django.db import close_old_connections
 
 from ctiboard.asgi import application
 from ctiboard.board import consumers
-from ctiboard.board.fanout import FanOut, _coalesced, fanout
-from ctiboard.board.pushes import Audience, Batch, merge
+from ctiboard.board.pushes import Audience
 from ctiboard.cti.events import StateEvent
 from ctiboard.ingest import writer
+from ctiboard.live.batches import Batch, merge
+from ctiboard.live.fanout import FanOut, _coalesced, fanout
 from ctiboard.live.groups import tenant_group
 from ctiboard.tenancy.models import Extension, Tenant
 from tests.board.support import (

@@ -9,10 +9,10 @@ import pytest
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 
-from ctiboard.board import fanout as fanout_module
 from ctiboard.board.consumers import BoardConsumer
-from ctiboard.board.fanout import Link, fanout
+from ctiboard.live import fanout as fanout_module
 from ctiboard.live import publish
+from ctiboard.live.fanout import Link, fanout
 from ctiboard.tenancy.models import Tenant
 from tests.board.support import apply, open_socket, receive_sync, state, tile_ids
 from tests.conftest import Company
@@ -132,6 +132,7 @@ async def test_a_pulse_during_the_sync_reaches_the_page(
         def on_batch(self, batch: object) -> None: ...
         def on_pulse(self, seq: int, status: object) -> None: ...
         def on_status(self, status: object) -> None: ...
+        def on_calls(self, events: object) -> None: ...
 
     async def pulse_midway(consumer: BoardConsumer, page: object, link: object) -> object:
         sync = await load.__get__(consumer, BoardConsumer)(page, link)

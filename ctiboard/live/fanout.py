@@ -1,4 +1,5 @@
-"""One subscription per web process and tenant; pushed batches reach the sockets from there.
+"""One subscription per web process and tenant; pushed batches reach the board's sockets and
+the gateway's streams from there (both are ``Subscriber``s).
 
 A channel-layer delivery and a consumer wake-up per socket and batch cost too much, so the
 process joins the tenant's group once: a batch is decoded once and handed to every socket in
@@ -36,10 +37,10 @@ from django.conf import settings
 
 from ctiboard.lib.metrics import SENT_AT, observe_push
 from ctiboard.lib.outage import Outage, is_connection_error
-from ctiboard.live.groups import tenant_group
-from ctiboard.live.publish import PULSE_TIMEOUT
 
-from .pushes import Batch, batch_of, merge
+from .batches import Batch, batch_of, merge
+from .groups import tenant_group
+from .publish import PULSE_TIMEOUT
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,10 @@ class Subscriber(Protocol):
 
     def on_link(self, link: "Link") -> None:
         """The link to the worker broke (no pulse, or the channel layer failed) or is back."""
+
+    def on_calls(self, events: list[dict[str, Any]]) -> None:
+        """Call events of the tenant as the PBX reported them (``publish.calls_reported``),
+        in order with the batches; must not block."""
 
 
 @dataclass(frozen=True)
@@ -250,6 +255,8 @@ class FanOut:
                     elif item.get("type") == "tenant.status":
                         for subscriber in list(feed.subscribers):
                             subscriber.on_status(item["status"])
+                    elif item.get("type") == "calls.reported":
+                        self._calls(feed, item["events"])
                     else:
                         for subscriber in list(feed.subscribers):
                             await self.layer.send(subscriber.channel_name, item)
@@ -265,6 +272,13 @@ class FanOut:
         and keeps time for connects and its other tenants. (Why not by the last round's
         duration: bench/README.md, section "Fan-out: one subscription per process".)"""
         return self.interval * max(1.0, sockets / SOCKETS_PER_ROUND)
+
+    def _calls(self, feed: _Feed, events: list[dict[str, Any]]) -> None:
+        for subscriber in list(feed.subscribers):
+            try:
+                subscriber.on_calls(events)
+            except Exception:
+                logger.exception("a subscriber could not take call events")
 
     def _fan_out(self, feed: _Feed, batch: Batch) -> None:
         for subscriber in list(feed.subscribers):
@@ -305,7 +319,7 @@ def fanout() -> FanOut:
     """The running event loop's fan-out on the default channel layer."""
     loop = asyncio.get_running_loop()
     layer = get_channel_layer()
-    assert layer is not None, "the board needs a channel layer (CHANNEL_LAYERS)"
+    assert layer is not None, "live pushes need a channel layer (CHANNEL_LAYERS)"
     current = _fanouts.get(loop)
     if current is None or current.layer is not layer:
         current = _fanouts[loop] = FanOut(layer)
