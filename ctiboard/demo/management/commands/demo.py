@@ -44,6 +44,7 @@ class Command(BaseCommand):
         # The demo serves plain HTTP on this machine: secure-only cookies would never come back.
         settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
         settings.SECURE_HSTS_SECONDS = 0
+        settings.SECURE_SSL_REDIRECT = False
         if host not in settings.ALLOWED_HOSTS and "*" not in settings.ALLOWED_HOSTS:
             settings.ALLOWED_HOSTS.append(host)
 
