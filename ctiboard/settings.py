@@ -268,8 +268,16 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # --- ctiboard ---------------------------------------------------------------------------
+# The PBX simulator answers any login it was given and its control API (/_sim) creates tenants
+# and injects faults: a stand-in for the demo and the tests, never for production. With DEBUG
+# off nothing serves or mounts it (manage.py simulate, manage.py demo, the embedded mount)
+# unless CTIBOARD_ALLOW_SIMULATOR=1 says so.
+CTIBOARD_ALLOW_SIMULATOR = env_bool("CTIBOARD_ALLOW_SIMULATOR", DEBUG)
+SIMULATOR_REFUSED = "the PBX simulator runs only with DEBUG=1 or CTIBOARD_ALLOW_SIMULATOR=1"
 # Serve the PBX simulator inside the web process under this prefix (the demo turns it on).
 CTIBOARD_EMBEDDED_SIMULATOR = env_bool("CTIBOARD_EMBEDDED_SIMULATOR", False)
+if CTIBOARD_EMBEDDED_SIMULATOR and not CTIBOARD_ALLOW_SIMULATOR:
+    raise ImproperlyConfigured(f"CTIBOARD_EMBEDDED_SIMULATOR=1: {SIMULATOR_REFUSED}")
 CTIBOARD_SIMULATOR_PREFIX = "/pbx-simulator"
 CTIBOARD_DEMO_PASSWORD = env_str("CTIBOARD_DEMO_PASSWORD", "demo")
 # Seconds between re-syncs of each tenant's extension list from /extensions/phone/data.
@@ -300,6 +308,11 @@ CTIBOARD_LEASE_TTL = env_float("CTIBOARD_LEASE_TTL", 10, minimum=1)
 # serve theirs at /metrics.
 CTIBOARD_METRICS_PORT = env_int("CTIBOARD_METRICS_PORT", 0, minimum=0)
 CTIBOARD_METRICS_ADDR = env_str("CTIBOARD_METRICS_ADDR", "127.0.0.1")
+# /metrics (web and worker) and the details of /readyz need "Authorization: Bearer <token>";
+# without a token only callers on the machine itself (loopback) get them (lib/operator.py).
+CTIBOARD_METRICS_TOKEN = env_optional("CTIBOARD_METRICS_TOKEN")
+if CTIBOARD_METRICS_TOKEN is not None and len(CTIBOARD_METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("CTIBOARD_METRICS_TOKEN must be at least 16 characters long")
 # Click-to-call requests one user may make per window (seconds), across all web processes.
 CTIBOARD_CALL_RATE_LIMIT = env_int("CTIBOARD_CALL_RATE_LIMIT", 10, minimum=1)
 CTIBOARD_CALL_RATE_WINDOW = env_int("CTIBOARD_CALL_RATE_WINDOW", 60, minimum=1)
