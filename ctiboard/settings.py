@@ -3,6 +3,7 @@
 import os
 import secrets
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -46,6 +47,8 @@ LOGGING = {
         # Daphne's access log (ops.logs routes it here); set WARNING to silence it.
         "daphne.access": {"level": env_str("CTIBOARD_ACCESS_LOG_LEVEL", "INFO")},
         "django.channels.server": {"level": "WARNING"},
+        # Its start banner at INFO in every process; failures and lockouts are warnings.
+        "axes": {"level": "WARNING"},
     },
 }
 
@@ -83,6 +86,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "channels",
     "django_htmx",
     "template_partials",
@@ -114,6 +118,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last, as Axes wants: turns a locked-out login into the "locked" page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "ctiboard.urls"
@@ -203,6 +209,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Login throttling (django-axes, ctiboard/board/login_throttle.py): failures count per user
+# name and per client address; at the limit every password is refused, the right one too,
+# until the cool-off has passed since the last failure or an admin deletes the attempt.
+AUTHENTICATION_BACKENDS = [
+    "ctiboard.board.login_throttle.LoginThrottle",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("CTIBOARD_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("CTIBOARD_LOGIN_COOLOFF_MINUTES", 15, minimum=0.1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# Trying again while locked does not prolong the lock: the page names an end that holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "ctiboard.board.login_throttle.locked_out"
+# Failures are kept (until the cool-off ends); successful logins are not logged by Axes.
+AXES_DISABLE_ACCESS_LOG = True
+# The address Daphne saw (X-Forwarded-For is applied by its --proxy-headers), never a header.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
