@@ -4,6 +4,7 @@
 #   simulator             python manage.py simulate --host 0.0.0.0 --port 8001 ...
 #   migrations            python manage.py migrate --noinput
 #   demo                  python manage.py demo --host 0.0.0.0   (SQLite, all in one process)
+# The simulator and the demo need CTIBOARD_ALLOW_SIMULATOR=1 (compose.yaml sets it).
 
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

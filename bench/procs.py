@@ -291,6 +291,8 @@ def base_env(workdir: Path, **extra: str) -> dict[str, str]:
         "PYTHONPATH": str(REPO),
         # Plain HTTP on 127.0.0.1: no secure-only cookies (TLS is not what is measured).
         "HTTPS": "0",
+        # The bench runs manage.py simulate and demo (DEBUG is off).
+        "CTIBOARD_ALLOW_SIMULATOR": "1",
     }
     for name in (
         "DATABASE_URL",

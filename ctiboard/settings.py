@@ -3,6 +3,7 @@
 import os
 import secrets
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -46,6 +47,8 @@ LOGGING = {
         # Daphne's access log (ops.logs routes it here); set WARNING to silence it.
         "daphne.access": {"level": env_str("CTIBOARD_ACCESS_LOG_LEVEL", "INFO")},
         "django.channels.server": {"level": "WARNING"},
+        # Its start banner at INFO in every process; failures and lockouts are warnings.
+        "axes": {"level": "WARNING"},
     },
 }
 
@@ -83,6 +86,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "channels",
     "django_htmx",
     "template_partials",
@@ -103,6 +107,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Every page is personal: no-store unless a view sets its own Cache-Control (static files
+    # were answered by WhiteNoise above and stay cacheable).
+    "ctiboard.lib.no_store.no_store_middleware",
     # Before SessionMiddleware: it judges which ended sessions end board sockets once the
     # request's own session is saved (live.session_ends).
     "ctiboard.live.session_ends.SessionSocketsMiddleware",
@@ -115,6 +122,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last, as Axes wants: turns a locked-out login into the "locked" page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "ctiboard.urls"
@@ -204,6 +213,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Login throttling (django-axes, ctiboard/board/login_throttle.py): failures count per user
+# name and per client address; at the limit every password is refused, the right one too,
+# until the cool-off has passed since the last failure or an admin deletes the attempt.
+AUTHENTICATION_BACKENDS = [
+    "ctiboard.board.login_throttle.LoginThrottle",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("CTIBOARD_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("CTIBOARD_LOGIN_COOLOFF_MINUTES", 15, minimum=0.1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# Trying again while locked does not prolong the lock: the page names an end that holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "ctiboard.board.login_throttle.locked_out"
+# Failures are kept (until the cool-off ends); successful logins are not logged by Axes.
+AXES_DISABLE_ACCESS_LOG = True
+# The address Daphne saw (X-Forwarded-For is applied by its --proxy-headers), never a header.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -246,7 +273,13 @@ if HTTPS:
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # The proxy terminates TLS and says so in X-Forwarded-Proto (Caddy does; nginx needs
+    # proxy_set_header X-Forwarded-Proto $scheme): without it every request would redirect.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Probes speak plain HTTP to the process itself (container health checks, Prometheus):
+    # a redirect to https://127.0.0.1 would fail them. Patterns match the path without "/".
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
@@ -263,8 +296,16 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # --- ctiboard ---------------------------------------------------------------------------
+# The PBX simulator answers any login it was given and its control API (/_sim) creates tenants
+# and injects faults: a stand-in for the demo and the tests, never for production. With DEBUG
+# off nothing serves or mounts it (manage.py simulate, manage.py demo, the embedded mount)
+# unless CTIBOARD_ALLOW_SIMULATOR=1 says so.
+CTIBOARD_ALLOW_SIMULATOR = env_bool("CTIBOARD_ALLOW_SIMULATOR", DEBUG)
+SIMULATOR_REFUSED = "the PBX simulator runs only with DEBUG=1 or CTIBOARD_ALLOW_SIMULATOR=1"
 # Serve the PBX simulator inside the web process under this prefix (the demo turns it on).
 CTIBOARD_EMBEDDED_SIMULATOR = env_bool("CTIBOARD_EMBEDDED_SIMULATOR", False)
+if CTIBOARD_EMBEDDED_SIMULATOR and not CTIBOARD_ALLOW_SIMULATOR:
+    raise ImproperlyConfigured(f"CTIBOARD_EMBEDDED_SIMULATOR=1: {SIMULATOR_REFUSED}")
 CTIBOARD_SIMULATOR_PREFIX = "/pbx-simulator"
 CTIBOARD_DEMO_PASSWORD = env_str("CTIBOARD_DEMO_PASSWORD", "demo")
 # Seconds between re-syncs of each tenant's extension list from /extensions/phone/data.
@@ -295,6 +336,11 @@ CTIBOARD_LEASE_TTL = env_float("CTIBOARD_LEASE_TTL", 10, minimum=1)
 # serve theirs at /metrics.
 CTIBOARD_METRICS_PORT = env_int("CTIBOARD_METRICS_PORT", 0, minimum=0)
 CTIBOARD_METRICS_ADDR = env_str("CTIBOARD_METRICS_ADDR", "127.0.0.1")
+# /metrics (web and worker) and the details of /readyz need "Authorization: Bearer <token>";
+# without a token only callers on the machine itself (loopback) get them (lib/operator.py).
+CTIBOARD_METRICS_TOKEN = env_optional("CTIBOARD_METRICS_TOKEN")
+if CTIBOARD_METRICS_TOKEN is not None and len(CTIBOARD_METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("CTIBOARD_METRICS_TOKEN must be at least 16 characters long")
 # Click-to-call requests one user may make per window (seconds), across all web processes.
 CTIBOARD_CALL_RATE_LIMIT = env_int("CTIBOARD_CALL_RATE_LIMIT", 10, minimum=1)
 CTIBOARD_CALL_RATE_WINDOW = env_int("CTIBOARD_CALL_RATE_WINDOW", 60, minimum=1)

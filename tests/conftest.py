@@ -65,6 +65,13 @@ def _fast_password_hashing(settings) -> None:  # type: ignore[no-untyped-def]
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _plain_http(settings) -> None:  # type: ignore[no-untyped-def]
+    """The test client speaks plain HTTP to a process that would redirect it to https (the
+    settings' default outside DEBUG); tests/ops/test_headers.py turns the redirect back on."""
+    settings.SECURE_SSL_REDIRECT = False
+
+
 @pytest.fixture
 def company(db: None) -> Company:
     return make_company()

@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from ctiboard.lib.mount import PrefixMount
 from ctiboard.simulator.app import build_app
@@ -28,4 +29,7 @@ def simulator_app() -> Any:
 
 def with_simulator(http: Any) -> PrefixMount:
     """``http`` with the embedded simulator mounted under CTIBOARD_SIMULATOR_PREFIX."""
+    # The one place that mounts it: whatever asked (asgi.py, the demo), production does not.
+    if not settings.CTIBOARD_ALLOW_SIMULATOR:
+        raise ImproperlyConfigured(settings.SIMULATOR_REFUSED)
     return PrefixMount(settings.CTIBOARD_SIMULATOR_PREFIX, simulator_app(), http)

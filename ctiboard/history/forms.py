@@ -1,7 +1,8 @@
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -9,14 +10,36 @@ from django.utils.translation import gettext_lazy as _
 from ctiboard.calls.models import Outcome
 from ctiboard.tenancy.models import Extension, ExtensionGroup
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 DIRECTIONS = [("", _("Any direction")), ("inbound", _("Inbound")), ("outbound", _("Outbound"))]
+
+
+# Days a filter may name. Python's calendar ends at 9999-12-31, and the day after the end of a
+# period must exist as an aware datetime: 9999-12-31 answered 500. Human ranges, so that a typo
+# is told, not silently searched.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2999, 12, 31)
 
 
 class _DateInput(forms.DateInput):
     input_type = "date"
 
     def __init__(self) -> None:
-        super().__init__(format="%Y-%m-%d")
+        # The browser's date picker keeps to the same range.
+        super().__init__(
+            format="%Y-%m-%d", attrs={"min": FIRST_DAY.isoformat(), "max": LAST_DAY.isoformat()}
+        )
+
+
+def _day_field(label: "StrOrPromise") -> forms.DateField:
+    return forms.DateField(
+        label=label,
+        required=False,
+        widget=_DateInput(),
+        validators=[MinValueValidator(FIRST_DAY), MaxValueValidator(LAST_DAY)],
+    )
 
 
 def start_of(day: date) -> datetime:
@@ -25,8 +48,8 @@ def start_of(day: date) -> datetime:
 
 
 class PeriodForm(forms.Form):
-    date_from = forms.DateField(label=_("From"), required=False, widget=_DateInput())
-    date_to = forms.DateField(label=_("To"), required=False, widget=_DateInput())
+    date_from = _day_field(_("From"))
+    date_to = _day_field(_("To"))
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -137,12 +137,25 @@ async def _csv_lines(scope: queries.Scope, records: Any) -> AsyncIterator[str]:
         yield writer.writerow(_csv_row(row))
 
 
+def _filter_errors(form: HistoryFilter) -> str:
+    lines = [
+        f"{form.fields[name].label if name in form.fields else name}: {error}"
+        for name, errors in form.errors.items()
+        for error in errors
+    ]
+    return "\n".join(lines) + "\n"
+
+
 @login_required
 @require_GET
-def history_csv(request: HttpRequest, account: str) -> StreamingHttpResponse:
+def history_csv(request: HttpRequest, account: str) -> HttpResponse | StreamingHttpResponse:
     """The filtered history as CSV, streamed: any number of records in constant memory."""
     scope = _scope(request, account)
     form = HistoryFilter(request.GET, extensions=scope.extensions())
+    if not form.is_valid():
+        # The page leaves a bad filter out and says so beside the field; a file cannot say
+        # so, and must not hold more calls than were asked for.
+        return HttpResponse(_filter_errors(form), status=400, content_type="text/plain")
     records = queries.filtered(scope, form)
     filename = f"calls-{scope.tenant.account}-{timezone.localdate():%Y%m%d}.csv"
     response = StreamingHttpResponse(

@@ -17,6 +17,8 @@ from channels.layers import get_channel_layer
 from prometheus_client import REGISTRY, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from ctiboard.lib.operator import CHALLENGE, is_operator
+
 LAYER_PROBE_INTERVAL = 5.0
 LAYER_STALE_AFTER = 3 * LAYER_PROBE_INTERVAL
 
@@ -94,12 +96,23 @@ class _QuietHandler(WSGIRequestHandler):
         pass  # probed every few seconds: not worth a log line each
 
 
-def serve(port: int, addr: str, health: WorkerHealth = HEALTH) -> ThreadingWSGIServer:
-    """Serve ``/metrics`` and ``/healthz`` in a daemon thread."""
+def serve(
+    port: int, addr: str, token: str | None, health: WorkerHealth = HEALTH
+) -> ThreadingWSGIServer:
+    """Serve ``/healthz`` to anyone and ``/metrics`` to the operator (lib/operator.py: the
+    bearer ``token``, or loopback callers without one) in a daemon thread."""
     metrics = make_wsgi_app(REGISTRY)
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("PATH_INFO") != "/healthz":
+            if not is_operator(
+                environ.get("HTTP_AUTHORIZATION", ""), environ.get("REMOTE_ADDR", ""), token
+            ):
+                start_response(
+                    "401 Unauthorized",
+                    [("Content-Type", "text/plain"), ("WWW-Authenticate", CHALLENGE)],
+                )
+                return [b"401 Unauthorized\n"]
             return metrics(environ, start_response)
         problems = health.problems()
         status = "503 Service Unavailable" if problems else "200 OK"

@@ -3,19 +3,20 @@
 ``/readyz`` answers 200 when this web process can serve the board with live data: the database
 answers, a message makes the round trip through the channel layer, and every enabled tenant is
 held by an ingest worker whose heartbeat is live (stale 3 s after a worker dies) or was released
-for a planned hand-over moments ago. Otherwise 503; the JSON body says which check failed and
-why, naming the unserved tenants to loopback and staff callers only (counts for anyone else),
-and marks those tenants ``unserved`` for the boards. Keep both endpoints away from the internet
-at the proxy (compose.yaml does).
+for a planned hand-over moments ago. Otherwise 503, and the tenants nobody streams are marked
+``unserved`` for the boards. The operator (lib/operator.py: the metrics token, or loopback
+without one) gets a JSON body saying which check failed, why, and which K-Accounts; anyone
+else the status alone. ``/metrics`` answers the operator only (401 for others). Keep both away
+from the internet at the proxy too (deploy/Caddyfile does).
 """
 
 import asyncio
-import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
@@ -24,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from ctiboard.ingest.coverage import coverage, mark_unserved
 from ctiboard.ingest.health import layer_round_trip
+from ctiboard.lib.operator import CHALLENGE, is_operator
 from ctiboard.tenancy.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -73,15 +75,12 @@ async def _run(check: Callable[[], Awaitable[Check]]) -> Check:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
-async def _may_see_details(request: HttpRequest) -> bool:
-    """Probes on the machine itself (orchestrators, the tests) and staff see names."""
-    try:
-        if ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback:
-            return True
-    except ValueError:
-        pass
-    user = await request.auser()
-    return bool(user.is_active and user.is_staff)
+def _operator(request: HttpRequest) -> bool:
+    return is_operator(
+        request.headers.get("Authorization", ""),
+        request.META.get("REMOTE_ADDR", ""),
+        settings.CTIBOARD_METRICS_TOKEN,
+    )
 
 
 @never_cache
@@ -93,21 +92,20 @@ async def readyz(request: HttpRequest) -> HttpResponse:
         "workers": await _run(sync_to_async(_workers)),
     }
     ready = all(check["ok"] for check in checks.values())
-    if not await _may_see_details(request):
-        # K-Accounts and worker ids are nobody else's business: counts only.
-        workers = checks["workers"]
-        workers["workers"] = len(workers.get("workers", []))
-        for key in ("unserved", "handing_over"):
-            if key in workers:
-                workers[key] = len(workers[key])
-    return JsonResponse(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
-        status=200 if ready else 503,
-    )
+    body: dict[str, Any] = {"status": "ready" if ready else "unavailable"}
+    # K-Accounts, worker ids and error texts are the operator's business only: a staff user
+    # may be one tenant's administrator and must not learn the others' K-Accounts.
+    if _operator(request):
+        body["checks"] = checks
+    return JsonResponse(body, status=200 if ready else 503)
 
 
 @never_cache
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
     """This process's metrics (each web process and worker has its own; scrape them all)."""
+    if not _operator(request):
+        response = HttpResponse("401 Unauthorized\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = CHALLENGE
+        return response
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

@@ -74,7 +74,7 @@ class SimulatorProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "CTIBOARD_ALLOW_SIMULATOR": "1"},
         )
         # Keep draining the pipe for the process's whole life, or its logging would block on a
         # full pipe buffer.

@@ -64,6 +64,7 @@ def start_demo(data_dir: Path, port: int, **env: str) -> Demo:
         **os.environ,
         "CTIBOARD_DATA_DIR": str(data_dir),
         "CTIBOARD_DEMO_PASSWORD": "demo",
+        "CTIBOARD_ALLOW_SIMULATOR": "1",
         "DJANGO_SETTINGS_MODULE": "ctiboard.settings",
         "PYTHONUNBUFFERED": "1",
         **env,

@@ -133,6 +133,35 @@ def test_extension_and_date_range(
     assert "The end lies before the start." in html
 
 
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01", "3000-01-01", "1899-12-31"])
+def test_a_day_beyond_the_calendar_is_told_and_left_out(
+    client: Client, owner: User, company: Company, calls: None, day: str
+) -> None:
+    """9999-12-31 answered 500: the day after it does not exist."""
+    client.force_login(owner)
+    for name in ("date_from", "date_to"):
+        html = page(client, company, **{name: day})
+        assert uuids(html) == ["answered-in", "missed-in", "busy-out", "rejected-in"]
+        assert 'class="field-error" role="alert"' in html
+        analytics = client.get(url(company, "analytics"), {name: day})
+        assert analytics.status_code == 200
+        assert 'class="field-error" role="alert"' in analytics.content.decode()
+    assert 'min="1900-01-01" max="2999-12-31"' in page(client, company)
+
+
+def test_the_csv_refuses_a_filter_it_cannot_apply(
+    client: Client, owner: User, company: Company, calls: None
+) -> None:
+    """A file cannot show the error beside the field: it must not hold more than asked for."""
+    client.force_login(owner)
+    for query in ({"date_to": "9999-12-31"}, {"date_from": "yesterday"}, {"extension": "x"}):
+        response = client.get(url(company, "history_csv"), query)
+        assert response.status_code == 400, query
+        assert response["Content-Type"].startswith("text/plain")
+    refused = client.get(url(company, "history_csv"), {"date_to": "9999-12-31"})
+    assert refused.content.decode().startswith("To: Ensure this value is less than or equal to")
+
+
 def test_an_extension_out_of_sight_cannot_be_chosen(
     client: Client, member: User, company: Company, calls: None
 ) -> None:

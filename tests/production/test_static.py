@@ -42,6 +42,7 @@ def test_collected_static_files_are_served_with_hashed_names(tmp_path: Path) -> 
         "CTIBOARD_STATIC_MANIFEST": "1",
         "WHITENOISE_USE_FINDERS": "0",
         "SECRET_KEY": "static-test",
+        "HTTPS": "0",  # the probe's test client speaks plain HTTP
     }
     for name in ("DATABASE_URL", "REDIS_URL", "DEBUG"):
         env.pop(name, None)

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.asgi import get_asgi_application
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from ctiboard.cti.client import CTIClient
@@ -40,10 +40,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         host, port = options["host"], options["port"]
+        # Before anything is written: the demo seeds users whose password is "demo".
+        if not settings.CTIBOARD_ALLOW_SIMULATOR:
+            raise CommandError(f"{settings.SIMULATOR_REFUSED} (make demo sets it)")
         settings.CTIBOARD_EMBEDDED_SIMULATOR = True
         # The demo serves plain HTTP on this machine: secure-only cookies would never come back.
         settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
         settings.SECURE_HSTS_SECONDS = 0
+        settings.SECURE_SSL_REDIRECT = False
         if host not in settings.ALLOWED_HOSTS and "*" not in settings.ALLOWED_HOSTS:
             settings.ALLOWED_HOSTS.append(host)
 

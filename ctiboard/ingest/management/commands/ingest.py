@@ -28,7 +28,11 @@ class Command(BaseCommand):
         if settings.CTIBOARD_METRICS_PORT:
             # This process's own registry (events ingested, stream reconnects, leases held)
             # and /healthz: heartbeat and channel layer.
-            health.serve(settings.CTIBOARD_METRICS_PORT, settings.CTIBOARD_METRICS_ADDR)
+            health.serve(
+                settings.CTIBOARD_METRICS_PORT,
+                settings.CTIBOARD_METRICS_ADDR,
+                settings.CTIBOARD_METRICS_TOKEN,
+            )
             logger.info(
                 "metrics and health on http://%s:%d/metrics, /healthz",
                 settings.CTIBOARD_METRICS_ADDR,

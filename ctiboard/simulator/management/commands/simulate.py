@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ctiboard.lib.serve import serve
@@ -46,6 +47,8 @@ class Command(BaseCommand):
         add_profile_arguments(parser, default="spec")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.CTIBOARD_ALLOW_SIMULATOR:
+            raise CommandError(settings.SIMULATOR_REFUSED)
         simulator = Simulator(seed=options["seed"])
         for account, username, password, count in options["tenant"]:
             try:
