@@ -238,3 +238,8 @@ def test_provider_is_a_real_server(idp: OpenIDProvider) -> None:
     document = httpx.get(f"{idp.issuer}/.well-known/openid-configuration").json()
     assert document["issuer"] == idp.issuer
     assert httpx.get(document["jwks_uri"]).json()["keys"][0]["kty"] == "RSA"
+
+
+def test_in_german(client, oidc) -> None:
+    page = client.get("/login/", headers={"accept-language": "de"}).content.decode()
+    assert "Mit Test ID anmelden" in page
