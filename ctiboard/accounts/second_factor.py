@@ -28,7 +28,10 @@ def needs_second_factor(request: HttpRequest) -> bool:
 
 
 def _detour(request: HttpRequest) -> HttpResponse | None:
-    if not request.path.startswith(reverse("admin:index")) or not needs_second_factor(request):
+    if not request.path.startswith(reverse("admin:index")):
+        return None
+    # Logging out needs no code: a staff member without his phone must still get out.
+    if request.path == reverse("admin:logout") or not needs_second_factor(request):
         return None
     query = urlencode({"next": request.get_full_path()})
     return HttpResponseRedirect(f"{reverse('two_factor')}?{query}")

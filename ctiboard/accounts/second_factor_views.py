@@ -16,6 +16,8 @@ from django_otp import login as otp_login
 from django_otp import match_token
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from .second_factor import needs_second_factor
+
 
 class CodeForm(forms.Form):
     token = forms.CharField(
@@ -33,7 +35,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
     user = request.user
     assert isinstance(user, User)
     target = _next(request)
-    if not user.is_staff or user.is_verified():  # type: ignore[attr-defined]
+    if not needs_second_factor(request):
         return HttpResponseRedirect(target)
     confirmed = TOTPDevice.objects.devices_for_user(user, confirmed=True).exists()
     # Until an app is confirmed, one pending device keeps its secret across reloads.

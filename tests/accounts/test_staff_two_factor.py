@@ -169,3 +169,18 @@ async def test_under_asgi_the_middleware_detours_too(staff: User) -> None:
     assert response.status_code == 302
     assert response["Location"] == "/account/two-factor/?next=%2Fadmin%2F"
     assert (await client.get("/healthz")).status_code == 200
+
+
+def test_without_a_code_he_can_still_log_out_of_the_admin(client: Client, staff: User) -> None:
+    password_login(client, staff)
+    response = client.post("/admin/logout/")
+    assert response["Location"] == "/login/"  # LOGOUT_REDIRECT_URL, not the code page
+    assert "_auth_user_id" not in client.session
+
+
+def test_the_code_page_sends_away_who_needs_no_code(client: Client, staff: User) -> None:
+    User.objects.create_user("alice", password=PASSWORD)
+    client.post("/login/", {"username": "alice", "password": PASSWORD})
+    response = client.get("/account/two-factor/?next=/t/K1/")
+    assert response["Location"] == "/t/K1/"
+    assert not TOTPDevice.objects.exists()
