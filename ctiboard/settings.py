@@ -10,7 +10,15 @@ import dj_database_url
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from ctiboard.lib.env import env_bool, env_float, env_int, env_list, env_optional, env_str
+from ctiboard.lib.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_mapping,
+    env_optional,
+    env_str,
+)
 from ctiboard.ops import logs
 from ctiboard.ops.role import application_name, process_role
 from ctiboard.ops.runtime import report_slow_collections, tune_gc
@@ -91,6 +99,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "ctiboard.tenancy",
     "ctiboard.live",
     "ctiboard.calls",
@@ -102,6 +112,7 @@ INSTALLED_APPS = [
     "ctiboard.webhooks",
     "ctiboard.simulator",
     "ctiboard.demo",
+    "ctiboard.accounts",
 ]
 
 MIDDLEWARE = [
@@ -118,6 +129,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "ctiboard.accounts.second_factor.StaffSecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -216,10 +229,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # Login throttling (django-axes, ctiboard/board/login_throttle.py): failures count per user
 # name and per client address; at the limit every password is refused, the right one too,
 # until the cool-off has passed since the last failure or an admin deletes the attempt.
-AUTHENTICATION_BACKENDS = [
-    "ctiboard.board.login_throttle.LoginThrottle",
-    "django.contrib.auth.backends.ModelBackend",
-]
+# AUTHENTICATION_BACKENDS: with company sign-in, below; Axes' backend first, as it wants.
 AXES_FAILURE_LIMIT = env_int("CTIBOARD_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_float("CTIBOARD_LOGIN_COOLOFF_MINUTES", 15, minimum=0.1))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
@@ -349,3 +359,62 @@ CTIBOARD_GC_THRESHOLD = env_int("CTIBOARD_GC_THRESHOLD", 50_000, minimum=0)
 tune_gc(CTIBOARD_GC_THRESHOLD)
 CTIBOARD_GC_SLOW_MS = env_int("CTIBOARD_GC_SLOW_MS", 100, minimum=0)
 report_slow_collections(CTIBOARD_GC_SLOW_MS)
+
+# --- Company sign-in (OpenID Connect) and staff two-factor: docs/security.md -------------
+# On when a client id is set. The endpoints come from the issuer's discovery document at the
+# first sign-in (a provider that is down must not keep the process from starting); endpoints
+# set explicitly win over it, and replace it without an issuer.
+CTIBOARD_OIDC_CLIENT_ID = env_optional("CTIBOARD_OIDC_CLIENT_ID")
+CTIBOARD_OIDC = CTIBOARD_OIDC_CLIENT_ID is not None
+CTIBOARD_OIDC_ISSUER = env_optional("CTIBOARD_OIDC_ISSUER")
+CTIBOARD_OIDC_ENDPOINTS = {
+    "authorization_endpoint": env_optional("CTIBOARD_OIDC_AUTHORIZATION_ENDPOINT"),
+    "token_endpoint": env_optional("CTIBOARD_OIDC_TOKEN_ENDPOINT"),
+    "userinfo_endpoint": env_optional("CTIBOARD_OIDC_USERINFO_ENDPOINT"),
+    "jwks_uri": env_optional("CTIBOARD_OIDC_JWKS_URI"),
+}
+_OIDC_NEEDED = ("authorization_endpoint", "token_endpoint", "jwks_uri")
+if CTIBOARD_OIDC and not CTIBOARD_OIDC_ISSUER:
+    _missing = [key for key in _OIDC_NEEDED if not CTIBOARD_OIDC_ENDPOINTS[key]]
+    if _missing:
+        raise ImproperlyConfigured(
+            "CTIBOARD_OIDC_CLIENT_ID needs CTIBOARD_OIDC_ISSUER (discovery) or the endpoints: "
+            + ", ".join(f"CTIBOARD_OIDC_{key.upper()}" for key in _missing)
+        )
+# "Sign in with <name>" on the login page; empty: "Sign in with your company account".
+CTIBOARD_OIDC_PROVIDER_NAME = env_str("CTIBOARD_OIDC_PROVIDER_NAME", "").strip()
+# Users are matched by e-mail, so only an address the provider vouches for counts (Entra ID:
+# its optional claim xms_edov says the domain's owner verified it).
+CTIBOARD_OIDC_EMAIL_VERIFIED_CLAIM = env_str("CTIBOARD_OIDC_EMAIL_VERIFIED_CLAIM", "email_verified")
+# A new member's tenant: the K-Account in this claim, else by e-mail domain (example.com=K1234).
+CTIBOARD_OIDC_TENANT_CLAIM = env_optional("CTIBOARD_OIDC_TENANT_CLAIM")
+CTIBOARD_OIDC_TENANT_DOMAINS = {
+    domain.lower(): account
+    for domain, account in env_mapping("CTIBOARD_OIDC_TENANT_DOMAINS").items()
+}
+# mozilla-django-oidc reads these; authorization code flow with PKCE (S256) always.
+OIDC_RP_CLIENT_ID = CTIBOARD_OIDC_CLIENT_ID or ""
+OIDC_RP_CLIENT_SECRET = env_str("CTIBOARD_OIDC_CLIENT_SECRET", "")
+OIDC_RP_SCOPES = env_str("CTIBOARD_OIDC_SCOPES", "openid email profile")
+OIDC_RP_SIGN_ALGO = env_str("CTIBOARD_OIDC_SIGN_ALGO", "RS256")
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_TIMEOUT = env_float("CTIBOARD_OIDC_TIMEOUT", 10, minimum=1)
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_callback"
+
+# Off: only the OpenID provider signs users in (the login page, the admin and every other
+# authenticate() call refuse passwords). Needs OIDC, or nobody could sign in.
+CTIBOARD_PASSWORD_LOGIN = env_bool("CTIBOARD_PASSWORD_LOGIN", True)
+if not CTIBOARD_PASSWORD_LOGIN and not CTIBOARD_OIDC:
+    raise ImproperlyConfigured("CTIBOARD_PASSWORD_LOGIN=0 needs CTIBOARD_OIDC_CLIENT_ID")
+AUTHENTICATION_BACKENDS = [
+    *(
+        ["ctiboard.board.login_throttle.LoginThrottle", "django.contrib.auth.backends.ModelBackend"]
+        if CTIBOARD_PASSWORD_LOGIN
+        else []
+    ),
+    *(["ctiboard.accounts.backend.CompanySignIn"] if CTIBOARD_OIDC else []),
+]
+# Staff who signed in with a password need a TOTP code for the admin (the demo turns it off).
+CTIBOARD_STAFF_2FA = env_bool("CTIBOARD_STAFF_2FA", True)
+OTP_TOTP_ISSUER = env_str("CTIBOARD_2FA_ISSUER", "ctiboard")

@@ -2,12 +2,16 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from ctiboard.accounts import login
 from ctiboard.gateway.urls import api_urlpatterns, token_urlpatterns
 from ctiboard.ops import views as ops_views
 
 urlpatterns = [
+    # Before the admin's own: the admin signs in on the login page, under its rules.
+    path("admin/login/", login.admin_login),
     path("admin/", admin.site.urls),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", login.LoginView.as_view(), name="login"),
+    path("account/", include("ctiboard.accounts.urls")),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Django's set_language view: the board's language switcher posts here.
     path("i18n/", include("django.conf.urls.i18n")),

@@ -178,3 +178,9 @@ def simulator() -> Iterator["SimulatorProcess"]:  # noqa: F821
 
     with SimulatorProcess() as process:
         yield process
+
+
+@pytest.fixture(autouse=True)
+def _staff_without_second_factor(settings) -> None:  # type: ignore[no-untyped-def]
+    # The admin tests sign staff in with force_login; tests/accounts turn two-factor on.
+    settings.CTIBOARD_STAFF_2FA = False

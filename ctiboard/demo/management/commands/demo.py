@@ -16,6 +16,7 @@ from ctiboard.cti.events import ExtensionData
 from ctiboard.demo.embedded import embedded_simulator, with_simulator
 from ctiboard.ingest import writer
 from ctiboard.ingest.supervisor import Supervisor
+from ctiboard.lib.env import env_bool
 from ctiboard.lib.serve import serve
 from ctiboard.live import publish
 from ctiboard.ops.application import build_application
@@ -48,6 +49,9 @@ class Command(BaseCommand):
         settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
         settings.SECURE_HSTS_SECONDS = 0
         settings.SECURE_SSL_REDIRECT = False
+        # Its admin (password "demo") must get in without an authenticator app; set
+        # CTIBOARD_STAFF_2FA=1 to try two-factor in the demo.
+        settings.CTIBOARD_STAFF_2FA = env_bool("CTIBOARD_STAFF_2FA", False)
         if host not in settings.ALLOWED_HOSTS and "*" not in settings.ALLOWED_HOSTS:
             settings.ALLOWED_HOSTS.append(host)
 
