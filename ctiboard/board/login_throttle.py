@@ -1,7 +1,7 @@
 """Login throttling with django-axes: the backend that counts, the page that says "locked".
 
-Failures count per user name and per client address (settings: AXES_*); at the limit both the
-board's login and the admin's refuse every password, the right one too, until the cool-off
+Failures count per user name and per client address (settings: AXES_*); at the limit the
+login page (the admin's too) refuses every password, the right one too, until the cool-off
 has passed since the last failure or an admin deletes the attempt (admin: Axes → Access
 attempts). A successful login clears the user's and the address's count.
 """
@@ -10,13 +10,13 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from axes.backends import AxesStandaloneBackend
 from axes.helpers import get_client_username, get_cool_off
 from axes.models import AccessAttempt
 from django.db.models import Max, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import reverse
 from django.utils import timezone
 
 
@@ -40,6 +40,16 @@ class LoginThrottle(AxesStandaloneBackend):
         super().authenticate(request, username, password, **kwargs)
         return None
 
+    async def aauthenticate(
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # Django's aauthenticate() asks every backend for this; Axes' own has none.
+        await sync_to_async(self.authenticate)(request, username, password, **kwargs)
+
 
 def _locked_until(request: HttpRequest, credentials: dict[str, Any] | None) -> datetime:
     """The last failure of this user name or address, plus the cool-off: the lock ends then
@@ -60,10 +70,10 @@ def locked_out(
     """AXES_LOCKOUT_CALLABLE: the login page's own look, saying until when (429)."""
     until = _locked_until(request, credentials)
     seconds = max(0, math.ceil((until - timezone.now()).total_seconds()))
-    admin = request.path.startswith(reverse("admin:index"))
+    # The admin signs in on the same login page (ctiboard.accounts.login.admin_login).
     response = render(
         request,
-        "admin/locked_out.html" if admin else "registration/locked_out.html",
+        "registration/locked_out.html",
         {"until": until, "minutes": max(1, math.ceil(seconds / 60))},
         status=429,
     )

@@ -8,17 +8,20 @@ from collections.abc import AsyncIterator
 import uvicorn
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
+from django.core.asgi import get_asgi_application
 
-from ctiboard.asgi import application
 from ctiboard.gateway.models import ApiToken, Scope
+from ctiboard.ops.application import build_application
 from ctiboard.tenancy.models import Tenant
 
 
 @contextlib.asynccontextmanager
 async def serving() -> AsyncIterator[str]:
     """The host's URL while the application serves on a free port of 127.0.0.1."""
+    # Built here, not imported: Django's middleware reads its settings when the handler is made,
+    # and the test's settings (plain HTTP: no redirect to https) hold only from now on.
     config = uvicorn.Config(
-        application,
+        build_application(get_asgi_application()),
         host="127.0.0.1",
         port=0,
         lifespan="off",
