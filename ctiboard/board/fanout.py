@@ -223,6 +223,11 @@ class FanOut:
                 subscriber.on_pulse(seq, status)
             except Exception:
                 logger.exception("a board socket could not take a pulse")
+        held_since = message.get("held_since")
+        if held_since:
+            # The worker is alive but cannot store what the PBX says: behind since then.
+            self._set_link(feed, Link(live=False, since=held_since))
+            return
         # After the sockets saw the pulse (and asked for what they lost): live again.
         self._set_link(feed, Link(live=True))
 

@@ -56,9 +56,13 @@ def _send_after_commit(group: str, message: dict[str, Any]) -> None:
     transaction.on_commit(send)
 
 
-async def tenant_pulse(tenant_id: int, seq: int, status: dict[str, Any]) -> None:
+async def tenant_pulse(
+    tenant_id: int, seq: int, status: dict[str, Any], held_since: float | None = None
+) -> None:
     """From the worker streaming the tenant, every PULSE_INTERVAL: see above. ``status`` is
-    ``Tenant.status_payload()``. Sent at once: it says what is committed already."""
+    ``Tenant.status_payload()``. Sent at once: it says what is committed already.
+    ``held_since``: the worker cannot store what the PBX says (its database is away) since
+    this wall-clock time; the boards are behind the PBX, as with no pulse at all."""
     layer = get_channel_layer()
     if layer is None:
         return
@@ -67,6 +71,7 @@ async def tenant_pulse(tenant_id: int, seq: int, status: dict[str, Any]) -> None
         "tenant_id": tenant_id,
         "seq": seq,
         "status": status,
+        "held_since": held_since,
         SENT_AT: stamp(),
     }
     try:
