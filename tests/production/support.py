@@ -4,7 +4,7 @@ import contextlib
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +75,15 @@ class BoardSocket:
             with contextlib.suppress(TimeoutError):
                 self._take(self.ws.recv(timeout=remaining))
 
+    def wait_until(self, check: Callable[[dict[str, tuple[str, str]]], bool], what: str) -> None:
+        deadline = time.monotonic() + 20
+        while not check(self.tiles):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{self.account}: not within 20s: {what}; has {self.tiles}")
+            with contextlib.suppress(TimeoutError):
+                self._take(self.ws.recv(timeout=remaining))
+
     def link_is(self, live: str, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
         while self.link != live:
@@ -108,6 +117,40 @@ def truth(control: SimulatorControl, account: str) -> dict[str, tuple[str, str]]
         )
         for s in control.states(account)
     }
+
+
+def pump(boards: Iterable[BoardSocket], seconds: float) -> None:
+    """Read every board for ``seconds`` (what arrives is timed as it arrives)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for board in boards:
+            board.read(0.01)
+
+
+def caught_up(
+    control: SimulatorControl, boards: dict[str, BoardSocket], timeout: float
+) -> dict[str, float]:
+    """Read every board until each is live with every tile equal to the PBX's truth, fetched
+    again after every try (a busy tenant's moves on; its pushes get a moment to arrive);
+    account -> the monotonic time it was."""
+    deadline = time.monotonic() + timeout
+    done: dict[str, float] = {}
+    while True:
+        wants = {a: truth(control, a) for a in boards if a not in done}
+        settle = min(deadline, time.monotonic() + 0.3)
+        while time.monotonic() < settle:
+            for account, want in wants.items():
+                board = boards[account]
+                if account not in done and board.live and board.tiles == want:
+                    done[account] = time.monotonic()
+            if len(done) == len(boards):
+                return done
+            pump(boards.values(), 0.02)
+        if time.monotonic() >= deadline:
+            shown = {a: (boards[a].live, boards[a].tiles) for a in wants}
+            raise AssertionError(
+                f"not live with the truth within {timeout:g}s: {shown}, truth {wants}"
+            )
 
 
 def simulated_tenants(

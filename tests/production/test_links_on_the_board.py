@@ -18,7 +18,7 @@ from ctiboard.simulator.testing import SimulatorProcess
 from tests.conftest import unique_account
 
 from .conftest import Process, Services, Stack, Web, running_stack, seed
-from .support import BoardSocket, TruthSamples, truth
+from .support import BoardSocket, TruthSamples, caught_up, pump, truth
 from .test_database_faults import database_refused
 
 pytestmark = [pytest.mark.production, pytest.mark.timeout(240)]
@@ -44,11 +44,7 @@ class Boards:
         return lambda: truth(self.simulator.control, account)
 
     def pump(self, seconds: float) -> None:
-        """Read every board for ``seconds`` (what arrives is timed as it arrives)."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            for board in self.sockets.values():
-                board.read(0.01)
+        pump(self.sockets.values(), seconds)
 
     def until(self, check: Callable[[], object], timeout: float, what: str) -> float:
         """Read every board until ``check()``; the monotonic time it held."""
@@ -60,31 +56,7 @@ class Boards:
         return time.monotonic()
 
     def caught_up(self, accounts: list[str], timeout: float) -> dict[str, float]:
-        """Read every board until each of ``accounts`` is live with every tile equal to the
-        PBX's truth, fetched again after every try (a busy tenant's moves on; its pushes get
-        a moment to arrive); account -> the monotonic time it was."""
-        deadline = time.monotonic() + timeout
-        done: dict[str, float] = {}
-
-        def agrees(account: str, want: dict[str, tuple[str, str]]) -> bool:
-            board = self.sockets[account]
-            return board.live and board.tiles == want
-
-        while True:
-            wants = {a: truth(self.simulator.control, a) for a in accounts if a not in done}
-            settle = min(deadline, time.monotonic() + 0.3)
-            while time.monotonic() < settle:
-                for account, want in wants.items():
-                    if account not in done and agrees(account, want):
-                        done[account] = time.monotonic()
-                if len(done) == len(accounts):
-                    return done
-                self.pump(0.02)
-            if time.monotonic() >= deadline:
-                shown = {a: (self.sockets[a].live, self.sockets[a].tiles) for a in wants}
-                raise AssertionError(
-                    f"not live with the truth within {timeout:g}s: {shown}, truth {wants}"
-                )
+        return caught_up(self.simulator.control, {a: self.sockets[a] for a in accounts}, timeout)
 
     def holders(self) -> dict[str, str]:
         """account -> worker holding its lease with a live heartbeat."""
