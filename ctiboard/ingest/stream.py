@@ -152,7 +152,13 @@ class TenantIngest:
         self._sync_now = asyncio.Event()
         self._call_streams: set[_CallStream] = set()
         self._outage = DatabaseOutage(config.account, config.tenant_id)
-        # The held state changed (a store failed, or stored after failing): pulse now.
+        # After a database outage, since when the queue holds what it kept from the boards;
+        # None once it is stored (the boards may say "Live" again).
+        self._behind_since: float | None = None
+        # Items the writer has taken from the queue, and how many it must have taken to have
+        # stored that backlog (a busy tenant's queue is seldom empty).
+        self._taken = self._behind_until = 0
+        # The held state changed (the outage noticed, or its backlog stored): pulse now.
         self._pulse_now = asyncio.Event()
 
     @property
@@ -392,6 +398,7 @@ class TenantIngest:
             items = [item]
             while len(items) < MAX_BATCH and not self.queue.empty():
                 items.append(self.queue.get_nowait())
+            self._taken += len(items)
             busy = len(items) >= BUSY_BATCH
             interval = max(self.batch_interval, BUSY_INTERVAL) if busy else self.batch_interval
             batch: list[StateEvent | CallEvent] = []
@@ -429,6 +436,9 @@ class TenantIngest:
                     await self._link(item.kind, item.status, item.reason)
             if batch:
                 await self._store(writer.apply, batch)
+            if self._behind_since is not None and self._taken >= self._behind_until:
+                self._behind_since = None  # stored what the outage held back
+                self._pulse_now.set()
             if bootstrapping and not pending:
                 bootstrapping = False
                 await self._link("states", ConnectionStatus.CONNECTED, "")
@@ -472,8 +482,10 @@ class TenantIngest:
                 continue
             if self._outage.ongoing:
                 announced = self._outage.noticed
+                # What queued up meanwhile is still to be stored: behind until it is.
+                self._behind_since = self._outage.held_since
+                self._behind_until = self._taken + self.queue.qsize()
                 self._outage.recovered()
-                self._pulse_now.set()
                 if announced:
                     await self._outage.announce(
                         await in_database_thread(stored_status, self.config.tenant_id)
@@ -525,7 +537,11 @@ class TenantIngest:
         pulse timeout; the pulse after it is stored makes them live again."""
         while True:
             if self.status_payload is not None:
-                held = [t for t in (self.database.lost_at, self._outage.held_since) if t]
+                held = [
+                    t
+                    for t in (self.database.lost_at, self._outage.held_since, self._behind_since)
+                    if t
+                ]
                 await publish.tenant_pulse(
                     self.config.tenant_id,
                     self.committed_seq,

@@ -19,7 +19,7 @@ from ctiboard.lib.outage import Outage
 from ctiboard.tenancy.models import ConnectionStatus, Tenant
 
 from . import coverage, identity, writer
-from .database import database_unavailable, in_database_thread
+from .database import database_unavailable, fresh_connections, in_database_thread
 from .health import HEALTH, WorkerHealth
 from .leases import DEAD_AFTER_INTERVALS, IdentityLost, Leases, fair_share
 from .outage import DatabaseReach
@@ -345,6 +345,9 @@ def _tenants() -> tuple[list[TenantConfig], set[int]]:
 
 def _mark_disabled(tenant_ids: set[int]) -> None:
     """Report tenants disabled in the round that stopped them (not ones disabled since)."""
+    # The event loop's own thread keeps its connection for good: one the server ended (an
+    # outage, a failover) failed every round after, and the rounds never recovered.
+    fresh_connections()
     for tenant_id in (
         Tenant.objects.filter(pk__in=tenant_ids, enabled=False)
         .exclude(connection_status=ConnectionStatus.DISABLED)

@@ -160,7 +160,9 @@ def assert_bounds(outages: list[Outage]) -> None:
 # --- a worker killed -------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+# Each test's stack its own, gone before the next starts: its workers would take the next
+# test's tenants, whose credentials they cannot decrypt (another SECRET_KEY).
+@pytest.fixture
 def kill_stack(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # The production lease (10 s): a takeover follows the dead heartbeat (3 s), not the lease.
     logs = tmp_path_factory.mktemp("links-kill")
@@ -212,7 +214,7 @@ def test_a_killed_worker_is_stale_within_3s_and_repaired_within_3s_of_the_takeov
 # --- the database away -----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def database_stack(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # A lease (60 s) that outlasts the outage: the worker's own repair is under test.
     logs = tmp_path_factory.mktemp("links-database")
@@ -241,7 +243,8 @@ def test_a_database_outage_is_stale_within_3s_and_repaired_within_3s_of_its_end(
                     10,
                     "both boards stale",
                 )
-                boards.pump(4.0)  # an outage of some seconds: stale throughout
+                # An outage long enough for the connection pool's reconnects to space out.
+                boards.pump(12.0)
             returned = time.monotonic()
             for account in (boards.quiet, boards.busy):
                 repaired = boards.caught_up([account], BOUND + 5)[account]
