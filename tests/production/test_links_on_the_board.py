@@ -229,6 +229,13 @@ def test_a_database_outage_is_stale_within_3s_and_repaired_within_3s_of_its_end(
     outages: list[Outage] = []
     with boards_of(stack, services, simulator, "dbwatcher") as (boards, _web):
         try:
+            # A disabled tenant as well: each lease round then writes a status (its round
+            # failed for good after an outage once, in a thread whose connection had ended).
+            off = unique_account()
+            spec = {"username": "dboff", "password": PASSWORD, "base_url": simulator.api_url}
+            seed(stack, {**spec, "tenants": {off: [f"{off}/api", "pw"]}})
+            with psycopg.connect(services.database_url, autocommit=True) as conn:
+                conn.execute("UPDATE pbx_tenant SET enabled = false WHERE account = %s", [off])
             stack.worker("ld1", DATABASE_POOL_TIMEOUT="1")
             boards.caught_up([boards.quiet, boards.busy], 30)
             quiet_number = next(iter(boards.truth_of(boards.quiet)()))
