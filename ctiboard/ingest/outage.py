@@ -1,6 +1,8 @@
 """One tenant's writer waiting out a database outage: when to retry, what to log, and what the
 open boards are told meanwhile (over the channel layer: the database cannot take a status)."""
 
+import asyncio
+import contextlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -26,12 +28,18 @@ class DatabaseOutage:
     def __init__(self, account: str, tenant_id: int) -> None:
         self.account, self.tenant_id = account, tenant_id
         self.started: float | None = None
+        self._held_wall = 0.0
         self.attempts = 0
         self._summary_at = 0.0
 
     @property
     def ongoing(self) -> bool:
         return self.started is not None
+
+    @property
+    def held_since(self) -> float | None:
+        """Wall-clock time since when a change waits to be stored, or None."""
+        return self._held_wall if self.ongoing else None
 
     @property
     def noticed(self) -> bool:
@@ -45,7 +53,7 @@ class DatabaseOutage:
         extra = {"tenant": self.account, "error": type(error).__name__}
         if self.attempts == 1:
             # Most likely a connection the server ended: replaced at once, nothing to report.
-            self.started = now
+            self.started, self._held_wall = now, time.time()
             logger.info("%s: database connection lost (%s)", self.account, _first_line(error))
             return 0.0
         if self.attempts == 2:
@@ -115,3 +123,35 @@ def stored_status(tenant_id: int) -> dict[str, Any]:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+class DatabaseReach:
+    """Whether the worker's lease rounds reach the database, shared by all its tenants.
+
+    A failed round means nothing can be stored now, whichever tenant changes next: every
+    tenant's pulse says so at once (a quiet one's included, which has nothing to retry), and
+    the round that succeeds again wakes the writers waiting to retry, so that held changes are
+    stored within a round of the database's return instead of after their backoff."""
+
+    def __init__(self) -> None:
+        self.lost_at: float | None = None  # wall-clock time of the first failed round
+        self._changed = asyncio.Event()
+
+    def failed(self) -> None:
+        if self.lost_at is None:
+            self.lost_at = time.time()
+            self._wake()
+
+    def reached(self) -> None:
+        if self.lost_at is not None:
+            self.lost_at = None
+            self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def changed(self, timeout: float) -> None:
+        """Until the database is lost or reached again, or ``timeout`` passed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)

@@ -23,7 +23,7 @@ from ctiboard.tenancy.models import ConnectionStatus, Tenant
 
 from . import writer
 from .database import database_unavailable, in_database_thread
-from .outage import DatabaseOutage, stored_status
+from .outage import DatabaseOutage, DatabaseReach, stored_status
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +122,11 @@ class TenantIngest:
         bootstrap_window: float = 5.0,
         drain_timeout: float = 10.0,
         call_grace: float = 10.0,
+        database: DatabaseReach | None = None,
     ) -> None:
         self.config = config
+        # What the worker's lease rounds say of the database (the supervisor's, shared).
+        self.database = database or DatabaseReach()
         self.read_timeout = read_timeout or settings.CTIBOARD_STREAM_READ_TIMEOUT
         self.sync_interval = sync_interval or settings.CTIBOARD_EXTENSION_SYNC_INTERVAL
         self.batch_interval = (
@@ -149,6 +152,14 @@ class TenantIngest:
         self._sync_now = asyncio.Event()
         self._call_streams: set[_CallStream] = set()
         self._outage = DatabaseOutage(config.account, config.tenant_id)
+        # After a database outage, since when the queue holds what it kept from the boards;
+        # None once it is stored (the boards may say "Live" again).
+        self._behind_since: float | None = None
+        # Items the writer has taken from the queue, and how many it must have taken to have
+        # stored that backlog (a busy tenant's queue is seldom empty).
+        self._taken = self._behind_until = 0
+        # The held state changed (the outage noticed, or its backlog stored): pulse now.
+        self._pulse_now = asyncio.Event()
 
     @property
     def account(self) -> str:
@@ -387,6 +398,7 @@ class TenantIngest:
             items = [item]
             while len(items) < MAX_BATCH and not self.queue.empty():
                 items.append(self.queue.get_nowait())
+            self._taken += len(items)
             busy = len(items) >= BUSY_BATCH
             interval = max(self.batch_interval, BUSY_INTERVAL) if busy else self.batch_interval
             batch: list[StateEvent | CallEvent] = []
@@ -424,6 +436,9 @@ class TenantIngest:
                     await self._link(item.kind, item.status, item.reason)
             if batch:
                 await self._store(writer.apply, batch)
+            if self._behind_since is not None and self._taken >= self._behind_until:
+                self._behind_since = None  # stored what the outage held back
+                self._pulse_now.set()
             if bootstrapping and not pending:
                 bootstrapping = False
                 await self._link("states", ConnectionStatus.CONNECTED, "")
@@ -451,6 +466,7 @@ class TenantIngest:
                 if database_unavailable(exc):
                     delay = self._outage.failed(exc, self.queue.qsize())
                     if self._outage.attempts == 2:  # more than a connection the server ended
+                        self._pulse_now.set()
                         await self._outage.announce(
                             self._outage.unavailable_status(self._shown_status())
                         )
@@ -460,11 +476,15 @@ class TenantIngest:
                         raise
                     logger.exception("%s: storing failed; retrying", self.account)
                     delay = 0.2 * failures
-                await asyncio.sleep(delay)
+                # The database's return (a lease round reaching it) cuts the wait short.
+                await self.database.changed(delay)
                 reload = True
                 continue
             if self._outage.ongoing:
                 announced = self._outage.noticed
+                # What queued up meanwhile is still to be stored: behind until it is.
+                self._behind_since = self._outage.held_since
+                self._behind_until = self._taken + self.queue.qsize()
                 self._outage.recovered()
                 if announced:
                     await self._outage.announce(
@@ -512,14 +532,32 @@ class TenantIngest:
     async def _pulse(self) -> None:
         """Tell the boards every PULSE_INTERVAL that this tenant is streamed, where it is and
         how its PBX link is: they notice a silent worker or channel layer, and repair what a
-        lost message cost them (live.publish)."""
+        lost message cost them (live.publish). While the database is away, or a change waits
+        to be stored, the pulse says since when: the boards go stale at once, not after the
+        pulse timeout; the pulse after it is stored makes them live again."""
         while True:
-            # Not while the database is away: nothing is stored, the boards must go stale.
-            if self.status_payload is not None and not self._outage.noticed:
+            if self.status_payload is not None:
+                held = [
+                    t
+                    for t in (self.database.lost_at, self._outage.held_since, self._behind_since)
+                    if t
+                ]
                 await publish.tenant_pulse(
-                    self.config.tenant_id, self.committed_seq, self.status_payload
+                    self.config.tenant_id,
+                    self.committed_seq,
+                    self.status_payload,
+                    held_since=min(held) if held else None,
                 )
-            await asyncio.sleep(publish.PULSE_INTERVAL)
+            waits = [
+                asyncio.ensure_future(self.database.changed(publish.PULSE_INTERVAL)),
+                asyncio.ensure_future(self._pulse_now.wait()),
+            ]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
+            self._pulse_now.clear()
 
     async def _stopped(self) -> None:
         """Nobody streams the tenant now: say so, unless another worker has taken over and

@@ -19,9 +19,10 @@ from ctiboard.lib.outage import Outage
 from ctiboard.tenancy.models import ConnectionStatus, Tenant
 
 from . import coverage, identity, writer
-from .database import database_unavailable, in_database_thread
+from .database import database_unavailable, fresh_connections, in_database_thread
 from .health import HEALTH, WorkerHealth
 from .leases import DEAD_AFTER_INTERVALS, IdentityLost, Leases, fair_share
+from .outage import DatabaseReach
 from .stream import TenantConfig, TenantIngest
 
 # The most a planned stop's drain takes (TenantIngest's drain_timeout).
@@ -56,6 +57,8 @@ class Supervisor:
         self.heartbeat_interval = heartbeat_interval
         # Lease rounds that fail while the database is away: one warning, then a summary.
         self._database_outage = Outage(logger, "the database (lease rounds)")
+        # What the rounds say of the database, for every tenant's pulse and writer.
+        self.database = DatabaseReach()
         self.ingest_options = ingest_options
         self.identity = (
             identity.Identity(worker_id, explicit=True) if worker_id else identity.configured()
@@ -120,10 +123,13 @@ class Supervisor:
                     raise
                 except Exception as exc:
                     # Database away: the expiry timers stop every stream whose lease runs out.
-                    if not database_unavailable(exc):
+                    if database_unavailable(exc):
+                        self.database.failed()
+                    else:
                         logger.exception("lease round failed; retrying in %.1fs", self.interval)
                     self._database_outage.failed(exc)
                 else:
+                    self.database.reached()
                     self._database_outage.recovered()
                 await asyncio.sleep(self.interval)
         finally:
@@ -158,7 +164,7 @@ class Supervisor:
                 continue  # the next round starts it, once the old stream has ended
             self._stopping.pop(tenant_id, None)
             if tenant_id not in self.running:
-                ingest = TenantIngest(config, **self.ingest_options)
+                ingest = TenantIngest(config, database=self.database, **self.ingest_options)
                 self._ingests[tenant_id] = ingest
                 task = asyncio.create_task(ingest.run(), name=f"ingest-{config.account}")
                 task.add_done_callback(_log_crash)
@@ -339,6 +345,9 @@ def _tenants() -> tuple[list[TenantConfig], set[int]]:
 
 def _mark_disabled(tenant_ids: set[int]) -> None:
     """Report tenants disabled in the round that stopped them (not ones disabled since)."""
+    # The event loop's own thread keeps its connection for good: one the server ended (an
+    # outage, a failover) failed every round after, and the rounds never recovered.
+    fresh_connections()
     for tenant_id in (
         Tenant.objects.filter(pk__in=tenant_ids, enabled=False)
         .exclude(connection_status=ConnectionStatus.DISABLED)

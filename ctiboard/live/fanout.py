@@ -49,8 +49,9 @@ logger = logging.getLogger(__name__)
 SOCKETS_PER_ROUND = 1000
 
 
-# How often a feed looks whether its pulse is overdue (seconds).
-WATCH_INTERVAL = 0.25
+# How often a feed looks whether its pulse is overdue (seconds): a small part of the 3 s
+# within which a silent worker must show.
+WATCH_INTERVAL = 0.1
 layer_outage = Outage(logger, "the channel layer (board fan-out)")
 
 
@@ -228,6 +229,11 @@ class FanOut:
                 subscriber.on_pulse(seq, status)
             except Exception:
                 logger.exception("a board socket could not take a pulse")
+        held_since = message.get("held_since")
+        if held_since:
+            # The worker is alive but cannot store what the PBX says: behind since then.
+            self._set_link(feed, Link(live=False, since=held_since))
+            return
         # After the sockets saw the pulse (and asked for what they lost): live again.
         self._set_link(feed, Link(live=True))
 

@@ -32,9 +32,10 @@
     socket.binaryType = htmx.config.wsBinaryType;
     return socket;
   };
-  // After a server restart the board should be back within seconds, not a minute.
+  // After a server restart the board should be back within seconds, not a minute: with the
+  // truth within 5 s of the server answering, so the longest wait is 2.5 s (1.25-2.5 s).
   htmx.config.wsReconnectDelay = function (retryCount) {
-    var ceiling = Math.min(500 * Math.pow(2, retryCount), 5000);
+    var ceiling = Math.min(500 * Math.pow(2, retryCount), 2500);
     return ceiling / 2 + (Math.random() * ceiling) / 2;
   };
 

@@ -4,6 +4,8 @@ channel layer is down); the pulse after a silence, or after a lost batch, repair
 
 import asyncio
 import re
+import time
+from datetime import datetime
 
 import pytest
 from channels.layers import get_channel_layer
@@ -22,10 +24,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 LINK = re.compile(r'<span id="link-status"[^>]*data-live="([01]?)"[^>]*data-since="([^"]*)"')
 
 
-async def _pulse(company: Company, seq: int, status: str = "connected") -> None:
+async def _pulse(
+    company: Company, seq: int, status: str = "connected", held_since: float | None = None
+) -> None:
     tenant = await Tenant.objects.aget(pk=company.tenant.pk)
     payload = {**tenant.status_payload(), "connection_status": status}
-    await publish.tenant_pulse(company.tenant.pk, seq, payload)
+    await publish.tenant_pulse(company.tenant.pk, seq, payload, held_since=held_since)
 
 
 async def _link(socket: object, timeout: float = 6.0) -> tuple[str, str]:
@@ -62,6 +66,26 @@ async def test_no_pulse_marks_the_board_stale_and_a_pulse_makes_it_live_again(
     await _pulse(company, 0)
     assert (await _link(socket))[0] == "1"
     assert fanout().link(company.tenant.pk).live
+    await socket.disconnect()
+
+
+async def test_a_worker_holding_changes_it_cannot_store_makes_the_board_stale_at_once(
+    owner: User, company: Company
+) -> None:
+    socket = await open_socket(owner, company)
+    await receive_sync(socket)
+    await _pulse(company, 0)
+    assert await _link(socket) == ("1", "")
+
+    # The worker's database is away: it still pulses, and says since when it is behind.
+    held = time.time() - 1.5
+    await _pulse(company, 0, held_since=held)
+    live, since = await _link(socket, timeout=0.5)  # at once, not after the pulse timeout
+    assert live == "0"
+    assert datetime.fromisoformat(since).timestamp() == pytest.approx(held, abs=1)
+
+    await _pulse(company, 0)
+    assert (await _link(socket))[0] == "1"
     await socket.disconnect()
 
 
