@@ -28,7 +28,7 @@ from ctiboard.live.sessions import digest, session_login, unseal
 from ctiboard.tenancy.models import Extension, Tenant, membership_for
 
 from .fanout import Link, fanout
-from .grid import BoardView, build_grid, partner_contacts
+from .grid import BoardView, build_grid
 from .grid_html import render_grid_messages, render_grid_version_oob
 from .pushes import RESYNC, Audience, Batch, changes_for
 from .rendering import (
@@ -296,9 +296,8 @@ class BoardConsumer(AsyncWebsocketConsumer):
         seq = max([membership.tenant.event_seq, *(seq for _, _, seq in rows)])
         grid = build_grid(user, membership, self.view)
         viewer = grid.viewer
-        own = next((tile.ext for tile in grid.tiles() if tile.mine), None)
-        contacts = partner_contacts(viewer, [own] if own is not None else [])
-        ring = ring_of(own, viewer, contacts.get(own.call_partner) if own else None)
+        own = next((tile for tile in grid.tiles() if tile.mine), None)
+        ring = ring_of(own.ext, viewer, own.contact) if own is not None else None
         # The PBX status last: it ends every sync, however many messages it takes.
         tail = [
             render_incoming_oob(ring),
@@ -447,7 +446,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
         viewer = self.viewer
         assert viewer is not None
         own = next(e for e in reversed(batch.extensions) if e.pk == own_id)
-        ring = ring_of(own, viewer, batch.contacts.get(own.pk) if viewer.details else None)
+        ring = ring_of(own, viewer, batch.partner_of(own.pk, viewer, self.visible))
         if ring == self.ring:
             return frames
         self.ring = ring
@@ -534,5 +533,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
         attempt = CallAttempt.from_payload(
             self.viewer.tenant.pk, self.viewer.user_id, event["attempt"]
         )
-        partner_name = event["partner_name"] if self.viewer.details else ""
-        self.emit(render_call_oob(attempt, self.viewer.tenant.account, partner_name))
+        # A colleague's name is on his tile; a phonebook name is a call detail.
+        shown = self.viewer.details or attempt.callee_context != "global"
+        partner_name = event["partner_name"] if shown else ""
+        self.emit(render_call_oob(attempt, self.viewer.tenant, partner_name))

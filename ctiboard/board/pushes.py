@@ -19,6 +19,7 @@ from ctiboard.contacts.models import Contact
 from ctiboard.lib.wsframes import Frame
 from ctiboard.tenancy.models import Extension
 
+from . import partners
 from .rendering import pack, render_tile_oob
 from .viewer import Viewer
 
@@ -33,6 +34,7 @@ class Audience:
     visible: frozenset[int]
     account: str
     crm_url_template: str
+    country_code: str
     own_extension_id: int | None
     may_call: bool
     details: bool
@@ -43,7 +45,14 @@ class Audience:
     _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        fields = (self.known, self.inactive, self.visible, self.account, self.crm_url_template)
+        fields = (
+            self.known,
+            self.inactive,
+            self.visible,
+            self.account,
+            self.crm_url_template,
+            self.country_code,
+        )
         rights = (self.own_extension_id, self.may_call, self.details, self.favourites)
         object.__setattr__(self, "_hash", hash((*fields, *rights, self.language)))
 
@@ -66,6 +75,7 @@ class Audience:
             visible=visible,
             account=viewer.tenant.account,
             crm_url_template=viewer.tenant.crm_url_template,
+            country_code=viewer.tenant.country_code,
             own_extension_id=viewer.own_extension_id,
             may_call=viewer.may_call,
             details=viewer.details,
@@ -91,6 +101,9 @@ class Batch:
     extensions: tuple[Extension, ...]
     # The call partner's phonebook entry by extension id, as the worker looked it up.
     contacts: Mapping[int, Contact]
+    # An internal call partner's (extension id, name) by extension id: named to audiences
+    # that see his tile (partners.pushed).
+    colleagues: Mapping[int, tuple[int, str]] = field(default_factory=dict)
     # The batch's frames by audience, filled as sockets ask.
     frames: dict[Audience, "tuple[Frame, ...] | Resync"] = field(
         default_factory=dict, compare=False, repr=False
@@ -102,6 +115,14 @@ class Batch:
     with_banner: dict[tuple[Any, ...], "tuple[Frame, ...]"] = field(
         default_factory=dict, compare=False, repr=False
     )
+
+    def partner_of(
+        self, extension_id: int, viewer: Viewer, visible: frozenset[int]
+    ) -> Contact | None:
+        """The tile's partner entry for an audience that sees the tiles ``visible``."""
+        return partners.pushed(
+            viewer, visible, self.contacts.get(extension_id), self.colleagues.get(extension_id)
+        )
 
     def frames_for(self, audience: Audience, viewer: Viewer) -> "tuple[Frame, ...] | Resync":
         found = self.frames.get(audience)
@@ -120,18 +141,29 @@ def batch_of(event: Mapping[str, Any]) -> Batch:
         for payload in payloads
         if (found := payload.get("contact"))
     }
+    colleagues = {
+        payload["id"]: (int(found[0]), str(found[1]))
+        for payload in payloads
+        if (found := payload.get("colleague"))
+    }
     return Batch(
-        min(seqs), max(seqs), extensions, contacts, ids=frozenset(e.pk for e in extensions)
+        min(seqs),
+        max(seqs),
+        extensions,
+        contacts,
+        colleagues,
+        ids=frozenset(e.pk for e in extensions),
     )
 
 
 def merge(batches: list[Batch]) -> Batch:
-    """Consecutive batches as one: each extension in its latest state, with the contact of
+    """Consecutive batches as one: each extension in its latest state, with the partner of
     that state (an earlier call's partner must not stay on the tile)."""
     if len(batches) == 1:
         return batches[0]
     latest: dict[int, Extension] = {}
     contacts: dict[int, Contact] = {}
+    colleagues: dict[int, tuple[int, str]] = {}
     for batch in batches:
         for extension in batch.extensions:
             latest.pop(extension.pk, None)
@@ -139,11 +171,15 @@ def merge(batches: list[Batch]) -> Batch:
             contacts.pop(extension.pk, None)
             if extension.pk in batch.contacts:
                 contacts[extension.pk] = batch.contacts[extension.pk]
+            colleagues.pop(extension.pk, None)
+            if extension.pk in batch.colleagues:
+                colleagues[extension.pk] = batch.colleagues[extension.pk]
     return Batch(
         batches[0].first,
         batches[-1].last,
         tuple(latest.values()),
         contacts,
+        colleagues,
         ids=frozenset(latest),
     )
 
@@ -167,7 +203,7 @@ def changes_for(
         return RESYNC
     with translation.override(audience.language):
         messages = pack(
-            render_tile_oob(e, viewer, batch.contacts.get(e.pk) if viewer.details else None)
+            render_tile_oob(e, viewer, batch.partner_of(e.pk, viewer, audience.visible))
             for e in changed
         )
     return tuple(Frame(message) for message in messages)

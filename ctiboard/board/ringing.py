@@ -39,7 +39,7 @@ def ring_of(extension: Extension | None, viewer: Viewer, contact: "Contact | Non
     key = f"{extension.pk}-{started.isoformat() if started else extension.seq}"
     if not viewer.details or not extension.call_partner:
         return Ring(key, state, "", "", False, "unknown", "")
-    shown, external = partner_number(extension)
+    shown, external = partner_number(extension, viewer.tenant)
     vip = bool(contact and contact.vip)
     kind = "vip" if vip else "external" if external else "internal"
     return Ring(

@@ -54,7 +54,7 @@ async def test_call_rings_own_extension_then_target_and_connects(
     own, target = pbx_company.extensions[0], pbx_company.extensions[3]
     status, html = await post_call(caller, pbx_company, target.pk)
     assert status == 200
-    assert f"Call {own.number} → {target.number}" in html
+    assert f"Call to {target.number} {target.name}" in html
     attempt = await final_attempt()
     assert (attempt.caller, attempt.callee, attempt.callee_context) == (
         own.number,
@@ -63,6 +63,7 @@ async def test_call_rings_own_extension_then_target_and_connects(
     )
     assert attempt.uuid and attempt.status == CallStatus.ENDED and attempt.error == ""
     assert attempt.progress_label == "Connected"
+    assert attempt.describe("103") == "Connected with 103."
 
 
 async def test_busy_target_ends_with_the_reason_in_words(

@@ -35,7 +35,8 @@ def test_tile_shows_partner_direction_phonebook_name_and_crm(
     tile = html[html.index(f'id="ext-{company.extensions[3].pk}"') :]
     tile = tile[: tile.index("</article>")]
     assert "from" in tile and "Anna Kundin" in tile and ">VIP<" in tile
-    assert "+4930123456" in tile
+    # A number of the tenant's own country, written the national way.
+    assert ">030 123456<" in tile
     assert 'href="https://crm.example/search?phone=4930123456"' in tile
     assert 'rel="noopener noreferrer"' in tile
     # A running timer from when the line changed; the text is filled in by board.js.
@@ -71,7 +72,7 @@ def test_the_own_phone_ringing_shows_a_banner(
     banner = html[html.index('<section id="incoming"') :]
     banner = banner[: banner.index("</section>")]
     assert 'data-state="ringing"' in banner and 'data-kind="vip"' in banner
-    assert "Your phone is ringing" in banner and "Big Boss" in banner and "+49897654321" in banner
+    assert "Your phone is ringing" in banner and "Big Boss" in banner and "089 7654321" in banner
     assert 'data-crm="https://crm.example/search?phone=49897654321"' in banner
 
 
