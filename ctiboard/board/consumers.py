@@ -29,9 +29,9 @@ from ctiboard.live.publish import layer_outage
 from ctiboard.live.sessions import digest, session_login, unseal
 from ctiboard.tenancy.models import Extension, Tenant, membership_for
 
-from .grid import BoardView, build_grid, partner_contacts
+from .grid import BoardView, build_grid
 from .grid_html import render_grid_messages, render_grid_version_oob
-from .pushes import RESYNC, Audience, changes_for, frames_for
+from .pushes import RESYNC, Audience, changes_for, frames_for, partner_of
 from .rendering import (
     pack,
     render_call_oob,
@@ -297,9 +297,8 @@ class BoardConsumer(AsyncWebsocketConsumer):
         seq = max([membership.tenant.event_seq, *(seq for _, _, seq in rows)])
         grid = build_grid(user, membership, self.view)
         viewer = grid.viewer
-        own = next((tile.ext for tile in grid.tiles() if tile.mine), None)
-        contacts = partner_contacts(viewer, [own] if own is not None else [])
-        ring = ring_of(own, viewer, contacts.get(own.call_partner) if own else None)
+        own = next((tile for tile in grid.tiles() if tile.mine), None)
+        ring = ring_of(own.ext, viewer, own.contact) if own is not None else None
         # The PBX status last: it ends every sync, however many messages it takes.
         tail = [
             render_incoming_oob(ring),
@@ -451,7 +450,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
         viewer = self.viewer
         assert viewer is not None
         own = next(e for e in reversed(batch.extensions) if e.pk == own_id)
-        ring = ring_of(own, viewer, batch.contacts.get(own.pk) if viewer.details else None)
+        ring = ring_of(own, viewer, partner_of(batch, own.pk, viewer, self.visible))
         if ring == self.ring:
             return frames
         self.ring = ring
@@ -538,5 +537,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
         attempt = CallAttempt.from_payload(
             self.viewer.tenant.pk, self.viewer.user_id, event["attempt"]
         )
-        partner_name = event["partner_name"] if self.viewer.details else ""
-        self.emit(render_call_oob(attempt, self.viewer.tenant.account, partner_name))
+        # A colleague's name is on his tile; a phonebook name is a call detail.
+        shown = self.viewer.details or attempt.callee_context != "global"
+        partner_name = event["partner_name"] if shown else ""
+        self.emit(render_call_oob(attempt, self.viewer.tenant, partner_name))

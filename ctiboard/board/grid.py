@@ -9,7 +9,7 @@ without asking the server for the grid again.
 
 import functools
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
@@ -21,10 +21,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from ctiboard.contacts.models import Contact
-from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.tenancy import states
 from ctiboard.tenancy.models import Extension, ExtensionGroup, Membership
 
+from . import partners
 from .rendering import LINE_ORDER, render_tile, tile_scope
 from .viewer import Viewer, visible_extensions
 
@@ -253,13 +253,6 @@ def section_of(membership: Membership) -> dict[int, tuple[int, str]]:
     return {extension_id: (c[2], c[3]) for extension_id, c in best.items()}
 
 
-def partner_contacts(viewer: Viewer, extensions: Sequence[Extension]) -> dict[str, Contact]:
-    """Phonebook entries of the call partners shown on these tiles (call details only)."""
-    if not viewer.details:
-        return {}
-    return lookup_contacts(viewer.tenant, {e.call_partner for e in extensions if e.call_partner})
-
-
 def build_grid(user: Any, membership: Membership, view: BoardView) -> Grid:
     """Everything the grid partial renders; synchronous (the socket calls it in a thread)."""
     viewer = Viewer.of(membership)
@@ -267,7 +260,8 @@ def build_grid(user: Any, membership: Membership, view: BoardView) -> Grid:
     # tiles and after this number at once, so a later "changed since" still includes it.
     seq = membership.tenant.event_seq
     extensions = view.order(visible_extensions(user, membership.tenant))
-    contacts = partner_contacts(viewer, extensions)
+    # All the viewer sees: the colleagues he may see by name are among them.
+    contacts = partners.on_page(viewer, extensions)
     groups = section_of(membership) if view.sections else {}
     scope = tile_scope(viewer)
 

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from django.utils import translation
 
 from ctiboard.lib.wsframes import Frame
-from ctiboard.live.batches import Batch
+from ctiboard.contacts.models import Contact
+from ctiboard.live.batches import Batch, Partner
 from ctiboard.tenancy.models import Extension
 
+from . import partners
 from .rendering import pack, render_tile_oob
 from .viewer import Viewer
 
@@ -30,6 +32,7 @@ class Audience:
     visible: frozenset[int]
     account: str
     crm_url_template: str
+    country_code: str
     own_extension_id: int | None
     may_call: bool
     details: bool
@@ -40,7 +43,14 @@ class Audience:
     _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        fields = (self.known, self.inactive, self.visible, self.account, self.crm_url_template)
+        fields = (
+            self.known,
+            self.inactive,
+            self.visible,
+            self.account,
+            self.crm_url_template,
+            self.country_code,
+        )
         rights = (self.own_extension_id, self.may_call, self.details, self.favourites)
         object.__setattr__(self, "_hash", hash((*fields, *rights, self.language)))
 
@@ -63,6 +73,7 @@ class Audience:
             visible=visible,
             account=viewer.tenant.account,
             crm_url_template=viewer.tenant.crm_url_template,
+            country_code=viewer.tenant.country_code,
             own_extension_id=viewer.own_extension_id,
             may_call=viewer.may_call,
             details=viewer.details,
@@ -88,6 +99,15 @@ def frames_for(batch: Batch, audience: Audience, viewer: Viewer) -> "tuple[Frame
     return found
 
 
+def partner_of(
+    batch: Batch, extension_id: int, viewer: Viewer, visible: frozenset[int]
+) -> "Contact | Partner | None":
+    """A pushed tile's partner entry for an audience that sees the tiles ``visible``."""
+    return partners.pushed(
+        viewer, visible, batch.contacts.get(extension_id), batch.colleagues.get(extension_id)
+    )
+
+
 def changes_for(
     extensions: tuple[Extension, ...] | list[Extension],
     batch: Batch,
@@ -107,7 +127,7 @@ def changes_for(
         return RESYNC
     with translation.override(audience.language):
         messages = pack(
-            render_tile_oob(e, viewer, batch.contacts.get(e.pk) if viewer.details else None)
+            render_tile_oob(e, viewer, partner_of(batch, e.pk, viewer, audience.visible))
             for e in changed
         )
     return tuple(Frame(message) for message in messages)

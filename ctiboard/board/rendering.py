@@ -5,13 +5,15 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 
 from ctiboard.calls.models import CallAttempt
 from ctiboard.lib.phonenumbers import display, looks_external
@@ -32,13 +34,16 @@ TIMED_LINES = frozenset({"ringing", "in-use", "busy"})
 # closes the socket with 1011, so a large grid goes out in parts of a quarter of that: in
 # characters, which is at most 1 MiB in UTF-8 even if every character took four bytes.
 MESSAGE_BUDGET = 256 * 1024
+# How long a finished call's result stays: it fades then, and a later reload does not bring it.
+RESULT_SHOWN = timedelta(seconds=60)
 
 
-def partner_number(extension: Extension) -> tuple[str, bool]:
-    """The current call partner as the board writes it, and whether it is external."""
+def partner_number(extension: Extension, tenant: Tenant) -> tuple[str, bool]:
+    """The current call partner as the board writes it (external numbers of the tenant's
+    country nationally, others internationally), and whether it is external."""
     partner = extension.call_partner
     external = looks_external(partner)
-    return display(partner, external=external), external
+    return display(partner, external=external, country_code=tenant.country_code), external
 
 
 def tile_context(
@@ -49,11 +54,14 @@ def tile_context(
     hidden: bool = False,
     contact: "PhonebookEntry | None" = None,
 ) -> dict[str, Any]:
-    mine, callable_, details, favourite = viewer.variant(extension)
+    mine, callable_, details, favourite, may_call = viewer.variant(extension)
     context: dict[str, Any] = {
         "ext": extension,
         "mine": mine,
         "callable": callable_,
+        # Why the tile's Call button does not call: "own", "offline", or "" (it calls).
+        "call_off": "own" if mine else "offline" if extension.line_css == "offline" else "",
+        "may_call": may_call,
         "details": details,
         "favourite": favourite,
         "oob": oob,
@@ -68,7 +76,7 @@ def tile_context(
     }
     # Call details only for viewers with the right: without it not even the phonebook name.
     if details and extension.call_state:
-        shown, external = partner_number(extension)
+        shown, external = partner_number(extension, viewer.tenant)
         context["partner"] = shown
         context["partner_name"] = contact.name if contact else ""
         context["partner_vip"] = bool(contact and contact.vip)
@@ -81,6 +89,7 @@ def tile_scope(viewer: Viewer) -> tuple[Any, ...]:
     return (
         viewer.tenant.account,
         viewer.tenant.crm_url_template,
+        viewer.tenant.country_code,  # national or international numbers
         get_language(),
         timezone.localdate(),  # "since 14:03" becomes "since 27.11. 14:03" tomorrow
     )
@@ -194,8 +203,51 @@ def render_link_oob(live: bool | None, since: float | None, language: str) -> st
         )
 
 
-def render_call_oob(attempt: CallAttempt, account: str, partner_name: str = "") -> str:
+@dataclass(frozen=True)
+class CallNote:
+    """A click-to-call as the board's call toast shows it."""
+
+    attempt: CallAttempt
+    callee: str  # "105 Anna Weber", "Anna Kundin (0351 9715048)", "+39 06 6982 1234"
+    text: str  # the step it is at, or how it ended (CallAttempt.describe)
+    # A finished call's toast fades at this time, and a reload after it does not show it.
+    expires: datetime | None
+
+
+def call_note(attempt: CallAttempt, tenant: Tenant, name: str = "") -> CallNote:
+    """``name``: the callee's as the viewer may see it (calls.attempts.callee_name)."""
+    external = attempt.callee_context == "global"
+    number = display(attempt.callee, external=external, country_code=tenant.country_code)
+    if not name:
+        callee = number
+    elif external:
+        callee = _("%(name)s (%(number)s)") % {"name": name, "number": number}
+    else:
+        callee = f"{number} {name}"
+    expires = attempt.updated + RESULT_SHOWN if attempt.finished and attempt.updated else None
+    return CallNote(attempt, callee, attempt.describe(callee), expires)
+
+
+def shows_result(attempt: CallAttempt | None) -> bool:
+    """Whether a page loaded now shows this attempt: while it goes on, and its end briefly."""
+    if attempt is None:
+        return False
+    return not attempt.finished or attempt.updated >= timezone.now() - RESULT_SHOWN
+
+
+def call_status_context(
+    attempt: CallAttempt | None, tenant: Tenant, name: str = "", **extra: Any
+) -> dict[str, Any]:
+    """What the call-status partial renders: the toast of a call and of a message."""
+    return {
+        "account": tenant.account,
+        "note": call_note(attempt, tenant, name) if attempt is not None else None,
+        **extra,
+    }
+
+
+def render_call_oob(attempt: CallAttempt, tenant: Tenant, partner_name: str = "") -> str:
     return render_to_string(
         "board/board.html#call-status",
-        {"attempt": attempt, "account": account, "oob": True, "partner_name": partner_name},
+        call_status_context(attempt, tenant, partner_name, oob=True),
     )

@@ -41,7 +41,7 @@ def ring_of(
     key = f"{extension.pk}-{started.isoformat() if started else extension.seq}"
     if not viewer.details or not extension.call_partner:
         return Ring(key, state, "", "", False, "unknown", "")
-    shown, external = partner_number(extension)
+    shown, external = partner_number(extension, viewer.tenant)
     vip = bool(contact and contact.vip)
     kind = "vip" if vip else "external" if external else "internal"
     return Ring(

@@ -59,13 +59,15 @@ class Viewer:
         # fan-out keeps per audience; the views ask the gate itself before any call.
         return self.may_call and extension.pk != self.own_extension_id
 
-    def variant(self, extension: Extension) -> tuple[bool, bool, bool, bool]:
+    def variant(self, extension: Extension) -> tuple[bool, bool, bool, bool, bool]:
         """Everything per-user in a tile; tiles of equal variant render identically."""
         return (
             extension.pk == self.own_extension_id,
             self.can_call(extension),
             self.details,
             extension.pk in self.favourites,
+            # A caller's own tile has a Call button that says why it does not call.
+            self.may_call,
         )
 
 

@@ -18,9 +18,9 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from ctiboard.calls import originate
+from ctiboard.calls.attempts import callee_name
 from ctiboard.calls.models import CallAttempt
 from ctiboard.calls.placing import CallRefused, gate, place
-from ctiboard.contacts.models import Contact
 from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.cti.client import CallNotFound, CTIError
 from ctiboard.lib import phonenumbers
@@ -36,6 +36,7 @@ from .consumers import favourites_changed
 from .grid import MODES, SORTS, BoardView, Grid, build_grid, line_choices, presence_choices
 from .grid_html import grid_context, render_spliced
 from .models import BoardPreference, Favourite
+from .rendering import call_status_context, shows_result
 from .ringing import ring_of
 
 
@@ -73,23 +74,19 @@ def board_context(
     grid = build_grid(user, membership, view)
     tenant = membership.tenant
     attempt = CallAttempt.objects.filter(user=user, tenant=tenant).order_by("-created").first()
-    own = next((tile.ext for tile in grid.tiles() if tile.mine), None)
-    partners = [own.call_partner] if own is not None and grid.viewer.details else []
-    # The phonebook is a call detail: line-only viewers never get names from it.
-    if attempt is not None and attempt.callee_context == "global" and grid.viewer.details:
-        partners.append(attempt.callee)
-    contacts = lookup_contacts(tenant, partners)
+    if not shows_result(attempt):
+        attempt = None  # a result of long ago is no news
+    own = next((tile for tile in grid.tiles() if tile.mine), None)
     return {
         **grid_context(grid),
+        **call_status_context(attempt, tenant, _callee_name(grid, attempt)),
         "viewer": grid.viewer,
         "tenant": tenant,
         "membership": membership,
         "other_memberships": Membership.objects.of(user)
         .exclude(pk=membership.pk)
         .select_related("tenant"),
-        "attempt": attempt,
-        "partner_name": _contact_name(contacts, attempt.callee if attempt else ""),
-        "ring": ring_of(own, grid.viewer, contacts.get(own.call_partner) if own else None),
+        "ring": ring_of(own.ext, grid.viewer, own.contact) if own is not None else None,
         "prefs": forms.PreferenceForm(instance=BoardPreference.of(user.pk)),
         "line_choices": line_choices(),
         "presence_choices": presence_choices(),
@@ -99,8 +96,16 @@ def board_context(
     }
 
 
-def _contact_name(contacts: dict[str, Contact], number: str) -> str:
-    contact = contacts.get(number)
+def _callee_name(grid: Grid, attempt: CallAttempt | None) -> str:
+    """As the call toast names the callee: a colleague by his tile (the grid holds every tile
+    the user sees); a number by the phonebook, a call detail line-only viewers never get."""
+    if attempt is None:
+        return ""
+    if attempt.callee_context != "global":
+        return next((t.ext.name for t in grid.tiles() if t.ext.number == attempt.callee), "")
+    if not grid.viewer.details:
+        return ""
+    contact = lookup_contacts(grid.viewer.tenant, [attempt.callee]).get(attempt.callee)
     return contact.name if contact else ""
 
 
@@ -122,7 +127,7 @@ def board(request: HtmxHttpRequest, account: str) -> HttpResponse:
 def _call_status(
     request: HttpRequest,
     attempt: CallAttempt | None,
-    account: str,
+    tenant: Tenant,
     *,
     message: str = "",
     status: int = 200,
@@ -131,7 +136,7 @@ def _call_status(
     return render(
         request,
         "board/board.html#call-status",
-        {"attempt": attempt, "account": account, "message": message, "partner_name": partner_name},
+        call_status_context(attempt, tenant, partner_name, message=message),
         status=status,
     )
 
@@ -156,7 +161,7 @@ async def start_call(request: HtmxHttpRequest, account: str) -> HttpResponse:
         target_id = int(request.POST.get("extension", ""))
     except ValueError:
         return _call_status(
-            request, None, account, message=_("Choose an extension to call."), status=400
+            request, None, membership.tenant, message=_("Choose an extension to call."), status=400
         )
     target = await (
         Extension.objects.visible_to(user).filter(tenant=membership.tenant, pk=target_id).afirst()
@@ -167,8 +172,11 @@ async def start_call(request: HtmxHttpRequest, account: str) -> HttpResponse:
         gate(membership, target)
         attempt = await place(user, membership, target.number, membership.tenant.account)
     except CallRefused as refused:
-        return _call_status(request, None, account, message=refused.message, status=refused.status)
-    return _after_post(request, _call_status(request, attempt, account), account)
+        return _call_status(
+            request, None, membership.tenant, message=refused.message, status=refused.status
+        )
+    response = _call_status(request, attempt, membership.tenant, partner_name=target.name)
+    return _after_post(request, response, account)
 
 
 def _dial_form(
@@ -192,12 +200,7 @@ def _dial_form(
         # The call's progress goes where every call's progress goes.
         html += render_to_string(
             "board/board.html#call-status",
-            {
-                "attempt": attempt,
-                "account": membership.tenant.account,
-                "oob": True,
-                "partner_name": partner_name,
-            },
+            call_status_context(attempt, membership.tenant, partner_name, oob=True),
             request=request,
         )
     return HttpResponse(html, status=status)
@@ -230,7 +233,7 @@ def _dial_target(user: User, membership: Membership, typed: str) -> tuple[str, s
             400,
         )
     gate(membership, target)
-    return target.number, tenant.account, ""
+    return target.number, tenant.account, target.name
 
 
 @login_required
@@ -288,7 +291,14 @@ async def cancel_call(request: HtmxHttpRequest, account: str, attempt_id: int) -
             message = _("The call had already ended.")
         except CTIError as exc:
             message = _("The PBX refused to cancel the call: %(error)s") % {"error": exc}
-    return _after_post(request, _call_status(request, attempt, account, message=message), account)
+    response = _call_status(
+        request,
+        attempt,
+        attempt.tenant,
+        message=message,
+        partner_name=await sync_to_async(callee_name)(attempt),
+    )
+    return _after_post(request, response, account)
 
 
 # --- the user's own board settings ------------------------------------------------------

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.live import publish
+from ctiboard.tenancy.models import Extension
 
 from .models import CallAttempt, CallRecord, CallStatus, Outcome
 from .tracking import ENDED, Happened
@@ -41,18 +42,27 @@ def record(attempt_id: int, **fields: str) -> CallAttempt:
         .exclude(status__in=FINAL)
         .update(**fields, updated=timezone.now())
     )
-    attempt = CallAttempt.objects.select_related("tenant").get(pk=attempt_id)
+    attempt = CallAttempt.objects.select_related("tenant", "user").get(pk=attempt_id)
     if updated and attempt.user_id is not None:
         publish.call_progress(
-            attempt.user_id, attempt.tenant_id, attempt.to_payload(), _partner_name(attempt)
+            attempt.user_id, attempt.tenant_id, attempt.to_payload(), callee_name(attempt)
         )
     return attempt
 
 
-def _partner_name(attempt: CallAttempt) -> str:
-    """The callee's phonebook name: sent along, shown only to viewers with call details."""
+def callee_name(attempt: CallAttempt) -> str:
+    """The callee's name: a colleague's, as his tile names him to the user (who sees it: he
+    called it), or the phonebook's for a number, shown only to viewers with call details."""
     if attempt.callee_context != "global":
-        return ""
+        if attempt.user is None:
+            return ""
+        name = (
+            Extension.objects.visible_to(attempt.user)
+            .filter(tenant_id=attempt.tenant_id, number=attempt.callee)
+            .values_list("name", flat=True)
+            .first()
+        )
+        return name or ""
     contact = lookup_contacts(attempt.tenant, [attempt.callee]).get(attempt.callee)
     return contact.name if contact else ""
 

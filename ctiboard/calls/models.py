@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 
 from ctiboard.tenancy.models import Extension, Tenant
@@ -140,6 +141,8 @@ class CallAttempt(models.Model):
         max_length=20, choices=CallStatus.choices, default=CallStatus.REQUESTED
     )
     error = models.CharField(max_length=200, blank=True)
+    # The last step before the end: whose phone an error is about (``side``).
+    reached = models.CharField(max_length=20, choices=CallStatus.choices, blank=True)
     request_id = models.CharField(max_length=100, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -172,11 +175,13 @@ class CallAttempt(models.Model):
             "uuid": self.uuid,
             "status": self.status,
             "error": self.error,
+            "reached": self.reached,
+            "updated": self.updated.isoformat() if self.updated else None,
         }
 
     @classmethod
     def from_payload(cls, tenant_id: int, user_id: int, payload: dict[str, Any]) -> "CallAttempt":
-        return cls(
+        attempt = cls(
             pk=payload["id"],
             tenant_id=tenant_id,
             user_id=user_id,
@@ -186,7 +191,38 @@ class CallAttempt(models.Model):
             uuid=payload["uuid"],
             status=payload["status"],
             error=payload["error"],
+            # A web process of the previous release sends neither.
+            reached=payload.get("reached", ""),
         )
+        updated = parse_datetime(payload.get("updated") or "")
+        if updated is not None:
+            attempt.updated = updated
+        return attempt
+
+    @property
+    def side(self) -> str:
+        """Whose phone the call set-up was at when it ended: "caller" (the user's own, rung
+        first), "callee", or "" when unknown (it never started, or nobody followed it)."""
+        if self.reached in CALLER_STEPS:
+            return "caller"
+        if self.reached in CALLEE_STEPS:
+            return "callee"
+        return ""
+
+    def describe(self, callee: str) -> str:
+        """What the board says of the call to ``callee`` (as the board names it): the step it
+        is at, or how it ended, worded for the phone it is about."""
+        if self.status == CallStatus.FAILED:
+            return str(_("The call could not be made: %(error)s") % {"error": self.error})
+        if self.status != CallStatus.ENDED:
+            return str(STEP_TEXTS.get(self.status, STEP_TEXTS[CallStatus.REQUESTED])) % {
+                "callee": callee
+            }
+        texts = OUTCOME_TEXTS.get(self.error)
+        if texts is None:
+            return str(_("The call failed (%(error)s).") % {"error": self.error})
+        text = texts.get(self.side) or texts[""]
+        return str(text) % {"callee": callee}
 
     @property
     def progress_label(self) -> str:
@@ -209,4 +245,51 @@ CALL_ERROR_LABELS = {
     "unspecified": _("Failed for an unspecified reason"),
     # Concluded from the call stream: the caller's leg ended without the callee's answer.
     "not-connected": _("Not connected"),
+}
+
+
+# The steps of a click-to-call (NFON's originate events): the user's own phone is dialled
+# and must answer first, then the callee's. An error at the first steps is about the caller.
+CALLER_STEPS = frozenset(
+    {CallStatus.REQUESTED, CallStatus.STARTED, CallStatus.CALLER_DIAL, CallStatus.CALLER_RING}
+)
+CALLEE_STEPS = frozenset(
+    {CallStatus.CALLER_ANSWER, CallStatus.DIAL, CallStatus.RING, CallStatus.ANSWER}
+)
+STEP_TEXTS: dict[str, Any] = {
+    CallStatus.REQUESTED: _("Asking the PBX to call %(callee)s…"),
+    CallStatus.STARTED: _("The PBX is setting up the call to %(callee)s…"),
+    CallStatus.CALLER_DIAL: _("Calling your phone first…"),
+    CallStatus.CALLER_RING: _("Your phone is ringing: pick it up to call %(callee)s."),
+    CallStatus.CALLER_ANSWER: _("You answered; now calling %(callee)s…"),
+    CallStatus.DIAL: _("Dialling %(callee)s…"),
+    CallStatus.RING: _("%(callee)s is ringing…"),
+    CallStatus.ANSWER: _("Connected with %(callee)s."),
+}
+# The end's error (NFON's enum, and ours) by side: "" words it for when the side is unknown.
+OUTCOME_TEXTS: dict[str, dict[str, Any]] = {
+    "": {"": _("Connected with %(callee)s.")},
+    "busy": {
+        "caller": _("Your phone is busy: the call to %(callee)s was not made."),
+        "callee": _("%(callee)s is busy."),
+        "": _("Busy: the call to %(callee)s was not made."),
+    },
+    "timeout": {
+        "caller": _("You did not answer your phone in time: the call to %(callee)s was not made."),
+        "callee": _("%(callee)s did not answer."),
+        "": _("Not answered in time."),
+    },
+    "reject": {
+        "caller": _("Your phone rejected the call: the call to %(callee)s was not made."),
+        "callee": _("%(callee)s rejected the call."),
+        "": _("The call to %(callee)s was rejected."),
+    },
+    "unspecified": {
+        "caller": _("Your phone could not be reached: the call to %(callee)s was not made."),
+        "callee": _("%(callee)s could not be reached."),
+        "": _("The call to %(callee)s failed for an unspecified reason."),
+    },
+    "cancel": {"": _("The call to %(callee)s was cancelled.")},
+    # Concluded from the call stream: the caller's leg ended without the callee's answer.
+    "not-connected": {"": _("The call to %(callee)s was not connected.")},
 }

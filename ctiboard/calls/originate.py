@@ -95,6 +95,9 @@ def _progress(event: CallEvent) -> dict[str, str]:
     fields = {"error": event.error or ""}
     if event.state in CallStatus.values:
         fields["status"] = str(event.state)
+        if event.state != CallStatus.ENDED:
+            # Kept when the call ends: whose phone an error is about.
+            fields["reached"] = str(event.state)
     else:
         # A state outside the spec (e.g. "bridge"): keep the last known one, never guess.
         logger.info("call %s: undocumented state %r", event.uuid, event.state)

@@ -47,7 +47,11 @@ class Contact(models.Model):
 
     @property
     def display_number(self) -> str:
-        return phonenumbers.display(self.number_key, external=is_external_key(self.number_key))
+        return phonenumbers.display(
+            self.number_key,
+            external=is_external_key(self.number_key),
+            country_code=self.tenant.country_code,
+        )
 
 
 def key_for(number: str, tenant: Tenant) -> str:

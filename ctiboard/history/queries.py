@@ -122,16 +122,31 @@ class Row:
         return self.record.started_at or self.record.ended_at
 
 
-def display_partner(partner: str) -> str:
-    return phonenumbers.display(partner, external=phonenumbers.looks_external(partner))
+def display_partner(partner: str, tenant: Tenant) -> str:
+    """Numbers of the tenant's country nationally, others internationally, extensions as is."""
+    return phonenumbers.display(
+        partner, external=phonenumbers.looks_external(partner), country_code=tenant.country_code
+    )
 
 
-def rows(tenant: Tenant, records: Iterable[CallRecord]) -> list[Row]:
-    """Records with their partners' phonebook entries (one query for all of them)."""
+def rows(scope: Scope, records: Iterable[CallRecord]) -> list[Row]:
+    """Records with their partners' names (one query each for all of them): a colleague's,
+    as his tile names him, if the user sees that tile; else the phonebook's."""
     records = list(records)
-    contacts = lookup_contacts(tenant, {record.partner for record in records})
+    tenant = scope.tenant
+    partners = {record.partner for record in records if record.partner}
+    contacts = lookup_contacts(tenant, partners)
+    colleagues = dict(
+        Extension.objects.visible_to(scope.user)
+        .filter(tenant=tenant, number__in=partners)
+        .exclude(name="")
+        .values_list("number", "name")
+    )
+    for number, name in colleagues.items():
+        contact = contacts.get(number)
+        contacts[number] = Contact(name=name, vip=bool(contact and contact.vip))
     return [
-        Row(record, contacts.get(record.partner), display_partner(record.partner))
+        Row(record, contacts.get(record.partner), display_partner(record.partner, tenant))
         for record in records
     ]
 
@@ -158,7 +173,7 @@ def missed_calls(scope: Scope) -> list[Row]:
         .exclude(Exists(later_talk))
         .order_by("-ended_at", "-pk")[:MISSED_CALLS_SHOWN]
     )
-    found = rows(scope.tenant, missed)
+    found = rows(scope, missed)
     callable_extensions = {}
     if membership.may_call:
         callable_extensions = dict(

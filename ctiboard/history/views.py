@@ -62,7 +62,7 @@ def history(request: HtmxHttpRequest, account: str) -> HttpResponse:
         "tenant": scope.tenant,
         "form": form,
         "page": page,
-        "rows": queries.rows(scope.tenant, page.object_list),
+        "rows": queries.rows(scope, page.object_list),
         "query": _query_without(request.GET, "page"),
     }
     if _fragment(request):
@@ -112,6 +112,8 @@ def _csv_row(row: queries.Row) -> list[Any]:
             record.direction,
             record.extension.number,
             record.extension.name,
+            # Machine-readable, never formatted as the page shows it: E.164 digits (without
+            # the +, which spreadsheets would take for a formula) or the extension number.
             record.partner,
             row.contact.name if row.contact else "",
             record.outcome,
@@ -130,10 +132,10 @@ async def _csv_lines(scope: queries.Scope, records: Any) -> AsyncIterator[str]:
     async for record in records.aiterator(chunk_size=CSV_CHUNK):
         chunk.append(record)
         if len(chunk) >= CSV_CHUNK:
-            for row in await sync_to_async(queries.rows)(scope.tenant, chunk):
+            for row in await sync_to_async(queries.rows)(scope, chunk):
                 yield writer.writerow(_csv_row(row))
             chunk = []
-    for row in await sync_to_async(queries.rows)(scope.tenant, chunk):
+    for row in await sync_to_async(queries.rows)(scope, chunk):
         yield writer.writerow(_csv_row(row))
 
 

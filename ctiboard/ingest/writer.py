@@ -313,7 +313,9 @@ def _save(
             extension.seq = state.seq
         update_rows(changed, LIVE_FIELDS)
         tenant_fields["event_seq"] = state.seq
-        publish.extensions_changed(changed, _partner_contacts(state, changed))
+        publish.extensions_changed(
+            changed, _partner_contacts(state, changed), _colleagues(state, changed)
+        )
     clock = time.monotonic()
     if changed or (
         events_received and clock - state.last_event_written >= LAST_EVENT_WRITE_INTERVAL
@@ -331,6 +333,16 @@ def _partner_contacts(state: TenantState, changed: list[Extension]) -> dict[str,
     if not partners or state.tenant is None:
         return {}
     return lookup_contacts(state.tenant, partners)
+
+
+def _colleagues(state: TenantState, changed: list[Extension]) -> dict[str, Extension]:
+    """Internal partners: the boards name them to the viewers who see their tiles."""
+    found = {}
+    for extension in changed:
+        partner = state.extensions.get(extension.call_partner)
+        if partner is not None and partner.active:
+            found[extension.call_partner] = partner
+    return found
 
 
 def set_status(

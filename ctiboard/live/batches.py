@@ -28,6 +28,9 @@ class Batch:
     extensions: tuple[Extension, ...]
     # The call partner's phonebook entry by extension id, as the worker looked it up.
     contacts: Mapping[int, Partner]
+    # An internal call partner's (extension id, name) by extension id: named only to viewers
+    # who see his tile (board.partners.pushed).
+    colleagues: Mapping[int, tuple[int, str]] = field(default_factory=dict)
     ids: frozenset[int] = field(default=frozenset(), compare=False, repr=False)
     # What subscribers derived from this batch, by a key of their own (e.g. their audience):
     # every subscriber of the process sees the same batch, so each result is made once.
@@ -44,18 +47,29 @@ def batch_of(event: Mapping[str, Any]) -> Batch:
         for payload in payloads
         if (found := payload.get("contact"))
     }
+    colleagues = {
+        payload["id"]: (int(found[0]), str(found[1]))
+        for payload in payloads
+        if (found := payload.get("colleague"))
+    }
     return Batch(
-        min(seqs), max(seqs), extensions, contacts, ids=frozenset(e.pk for e in extensions)
+        min(seqs),
+        max(seqs),
+        extensions,
+        contacts,
+        colleagues,
+        ids=frozenset(e.pk for e in extensions),
     )
 
 
 def merge(batches: list[Batch]) -> Batch:
-    """Consecutive batches as one: each extension in its latest state, with the contact of
+    """Consecutive batches as one: each extension in its latest state, with the partner of
     that state (an earlier call's partner must not stay on the tile)."""
     if len(batches) == 1:
         return batches[0]
     latest: dict[int, Extension] = {}
     contacts: dict[int, Partner] = {}
+    colleagues: dict[int, tuple[int, str]] = {}
     for batch in batches:
         for extension in batch.extensions:
             latest.pop(extension.pk, None)
@@ -63,10 +77,14 @@ def merge(batches: list[Batch]) -> Batch:
             contacts.pop(extension.pk, None)
             if extension.pk in batch.contacts:
                 contacts[extension.pk] = batch.contacts[extension.pk]
+            colleagues.pop(extension.pk, None)
+            if extension.pk in batch.colleagues:
+                colleagues[extension.pk] = batch.colleagues[extension.pk]
     return Batch(
         batches[0].first,
         batches[-1].last,
         tuple(latest.values()),
         contacts,
+        colleagues,
         ids=frozenset(latest),
     )

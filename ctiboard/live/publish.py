@@ -88,18 +88,24 @@ async def tenant_pulse(
 
 
 def extensions_changed(
-    extensions: list[Extension], contacts: Mapping[str, PhonebookEntry] | None = None
+    extensions: list[Extension],
+    contacts: Mapping[str, PhonebookEntry] | None = None,
+    colleagues: Mapping[str, Extension] | None = None,
 ) -> None:
     """Tiles of these extensions must be redrawn on every socket that may see them.
 
-    ``contacts``: phonebook entries of their call partners by number; the sockets show them
-    only to viewers with the call details right."""
+    ``contacts``: phonebook entries of their call partners by number; ``colleagues``: the
+    partners that are extensions of the tenant, by number. The sockets show them only to
+    viewers with the call details right, a colleague's name only to those who see his tile."""
     by_tenant: dict[int, list[dict[str, Any]]] = {}
     for extension in extensions:
         payload = extension.to_payload()
         contact = contacts.get(extension.call_partner) if contacts else None
         if contact is not None:
             payload["contact"] = [contact.name, contact.vip]
+        partner = colleagues.get(extension.call_partner) if colleagues else None
+        if partner is not None:
+            payload["colleague"] = [partner.pk, partner.name]
         by_tenant.setdefault(extension.tenant_id, []).append(payload)
     for tenant_id, payloads in by_tenant.items():
         # Named, so that web processes decode and render it once for all their sockets; as
@@ -172,7 +178,8 @@ def call_progress(
     user_id: int, tenant_id: int, attempt: dict[str, Any], partner_name: str = ""
 ) -> None:
     """A click-to-call of this user went on; ``attempt`` is ``CallAttempt.to_payload()``,
-    ``partner_name`` the callee's phonebook name (shown only with the call details right)."""
+    ``partner_name`` the callee's name: a colleague's (the user sees his tile), or the phonebook's
+    for a number (shown only with the call details right)."""
     _send_after_commit(
         user_group(user_id),
         {

@@ -460,12 +460,74 @@
   function showError(text) {
     var status = document.getElementById("call-status");
     if (!status) return;
+    var toast = document.createElement("div");
+    toast.className = "toast toast-message";
+    toast.setAttribute("role", "alert");
+    toast.dataset.final = "";
     var p = document.createElement("p");
     p.className = "message error";
-    p.setAttribute("role", "alert");
     p.textContent = text;
-    status.replaceChildren(p);
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "toast-close";
+    close.dataset.dismiss = "";
+    close.setAttribute("aria-label", label("dismiss"));
+    close.title = label("dismiss");
+    close.textContent = "\u00d7";
+    toast.append(p, close);
+    status.replaceChildren(toast);
+    watchToasts();
   }
+
+  // --- call toasts: a finished call's result and messages fade, and can be closed ---------
+
+  // A finished call says when it expires (data-expires, server time: RESULT_SHOWN after its
+  // end); a message without one goes as long after it appeared. The server no longer shows
+  // either after a reload past that time.
+  var TOAST_LIFETIME = 60000;
+  var FADE = 400;
+  var toastTimer = null;
+
+  function dismiss(toast) {
+    if (!toast || toast.classList.contains("leaving")) return;
+    var hadFocus = toast.contains(document.activeElement);
+    toast.classList.add("leaving");
+    window.setTimeout(function () { toast.remove(); }, FADE);
+    if (hadFocus) {
+      // Back to where the call came from, not to the top of the page.
+      var number = toast.dataset.callee || "";
+      var tile = number && document.querySelector('#tiles article.tile[data-number="' + CSS.escape(number) + '"]');
+      (tile || document.getElementById("dial-number") || document.body).focus({ preventScroll: !!tile });
+    }
+  }
+
+  function watchToasts() {
+    if (toastTimer !== null) window.clearTimeout(toastTimer);
+    toastTimer = null;
+    var now = Date.now() + skew;
+    var next = Infinity;
+    document.querySelectorAll("#call-status .toast[data-final]").forEach(function (toast) {
+      if (!toast.dataset.expires) toast.dataset.expires = new Date(now + TOAST_LIFETIME).toISOString();
+      var expires = Date.parse(toast.dataset.expires);
+      // A toast the user is reading (pointer or focus in it) stays until he leaves it.
+      if (toast.matches(":hover, :focus-within")) expires = Math.max(expires, now + 1000);
+      if (isNaN(expires) || expires <= now) dismiss(toast);
+      else next = Math.min(next, expires);
+    });
+    if (next !== Infinity) toastTimer = window.setTimeout(watchToasts, Math.min(next - now, 2147483647));
+  }
+  document.addEventListener("click", function (evt) {
+    var button = evt.target instanceof Element ? evt.target.closest("#call-status [data-dismiss]") : null;
+    if (button) dismiss(button.closest(".toast"));
+  });
+  // A new call or step swaps the toasts: look at the new ones.
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    if (evt.target instanceof Element && evt.target.closest("#call-status, .toasts")) watchToasts();
+  });
+  document.addEventListener("htmx:oobAfterSwap", function (evt) {
+    if (evt.target instanceof Element && evt.target.id === "call-status") watchToasts();
+  });
+  watchToasts();
   document.addEventListener("htmx:responseError", function (evt) {
     var code = evt.detail.xhr ? evt.detail.xhr.status : 0;
     showError(label("failed").replace("{status}", String(code)));
@@ -507,6 +569,10 @@
       if (cancel) {
         evt.preventDefault();
         cancel.click();
+      } else if (target && target.closest && target.closest("#call-status .toast")) {
+        // Escape in a finished call's toast closes it.
+        evt.preventDefault();
+        dismiss(target.closest(".toast"));
       }
       return;
     }

@@ -1,6 +1,7 @@
 """Click-to-call through the board's views against the running simulator."""
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -10,6 +11,7 @@ from django.urls import reverse
 
 from ctiboard.calls.models import CallAttempt, CallStatus
 from ctiboard.tenancy.models import Membership
+from tests.board.support import open_socket, receive_sync
 from tests.conftest import Company, Pbx, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,7 +56,7 @@ async def test_call_rings_own_extension_then_target_and_connects(
     own, target = pbx_company.extensions[0], pbx_company.extensions[3]
     status, html = await post_call(caller, pbx_company, target.pk)
     assert status == 200
-    assert f"Call {own.number} → {target.number}" in html
+    assert f"Call to {target.number} {target.name}" in html
     attempt = await final_attempt()
     assert (attempt.caller, attempt.callee, attempt.callee_context) == (
         own.number,
@@ -63,6 +65,7 @@ async def test_call_rings_own_extension_then_target_and_connects(
     )
     assert attempt.uuid and attempt.status == CallStatus.ENDED and attempt.error == ""
     assert attempt.progress_label == "Connected"
+    assert attempt.describe("103") == "Connected with 103."
 
 
 async def test_busy_target_ends_with_the_reason_in_words(
@@ -74,6 +77,57 @@ async def test_busy_target_ends_with_the_reason_in_words(
     assert status == 200
     attempt = await final_attempt()
     assert attempt.error == "busy" and attempt.progress_label == "Busy"
+    assert attempt.side == "callee"
+    page = await board_page(caller, pbx_company)
+    assert f"{target.number} {target.name} is busy." in page
+    assert "Your phone is busy" not in page
+
+
+async def board_page(user: User, company: Company) -> str:
+    client = AsyncClient()
+    await client.aforce_login(user)
+    response = await client.get(reverse("board", args=[company.tenant.account]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+async def test_the_callers_own_busy_phone_is_not_blamed_on_the_callee(
+    caller: User, pbx: Pbx, pbx_company: Company
+) -> None:
+    """The PBX reports a busy caller as caller-dial, then end with error busy (the
+    simulator, like NFON): the board says so, live and on the page, not "105 is busy"."""
+    own, target = pbx_company.extensions[0], pbx_company.extensions[3]
+    await asyncio.to_thread(pbx.control.set_behaviour, pbx.account, own.number, "busy")
+    socket = await open_socket(caller, pbx_company)
+    await receive_sync(socket)
+    status, _ = await post_call(caller, pbx_company, target.pk)
+    assert status == 200
+    attempt = await final_attempt()
+    assert (attempt.error, attempt.reached, attempt.side) == ("busy", "caller-dial", "caller")
+    expected = f"Your phone is busy: the call to {target.number} {target.name} was not made."
+    while True:  # the steps as the socket pushes them, up to the end
+        pushed = await socket.receive_from(timeout=5)
+        if 'id="call-status"' in pushed and "status-end" in pushed:
+            break
+    assert expected in pushed and f"{target.name} is busy" not in pushed
+    assert "data-expires=" in pushed and "toast-close" in pushed
+    assert expected in await board_page(caller, pbx_company)
+    await socket.disconnect()
+
+
+async def test_a_finished_result_is_not_shown_again_a_minute_later(
+    caller: User, pbx: Pbx, pbx_company: Company
+) -> None:
+    target = pbx_company.extensions[3]
+    await post_call(caller, pbx_company, target.pk)
+    attempt = await final_attempt()
+    assert f"Call to {target.number} {target.name}" in await board_page(caller, pbx_company)
+    # update() leaves auto_now alone: the call ended a minute and a bit ago.
+    await CallAttempt.objects.filter(pk=attempt.pk).aupdate(
+        updated=attempt.updated - timedelta(seconds=61)
+    )
+    page = await board_page(caller, pbx_company)
+    assert f"Call to {target.number}" not in page and 'id="call-status"' in page
 
 
 async def test_call_can_be_cancelled_while_ringing(

@@ -303,6 +303,7 @@ def _audience(**changes: Any) -> Audience:
         "visible": frozenset({1, 2}),
         "account": "K1",
         "crm_url_template": "",
+        "country_code": "49",
         "own_extension_id": 1,
         "may_call": True,
         "details": True,
@@ -320,6 +321,7 @@ def _audience(**changes: Any) -> Audience:
         ("visible", frozenset({1})),
         ("account", "K2"),
         ("crm_url_template", "https://crm.example/{number}"),
+        ("country_code", "39"),
         ("own_extension_id", None),
         ("may_call", False),
         ("details", False),
@@ -329,7 +331,7 @@ def _audience(**changes: Any) -> Audience:
 )
 def test_an_audience_differs_in_every_field_its_frames_depend_on(name: str, other: Any) -> None:
     compared = {f.name for f in dataclasses.fields(Audience) if f.compare}
-    assert name in compared and len(compared) == 10  # a new field needs its case here
+    assert name in compared and len(compared) == 11  # a new field needs its case here
     same, different = _audience(), _audience(**{name: other})
     # Equal audiences share a batch's frames: the same hash (computed once) and equality.
     assert hash(same) == hash(_audience()) and same == _audience()

@@ -5,6 +5,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
+from ctiboard.calls.models import CallAttempt, CallStatus
+from ctiboard.tenancy.models import Extension
 from tests.board.support import login
 from tests.conftest import Company
 
@@ -58,3 +60,26 @@ def test_compiled_translations_are_in_the_repository() -> None:
 
     locale = Path(settings.LOCALE_PATHS[0]) / "de" / "LC_MESSAGES"
     assert (locale / "django.po").exists() and (locale / "django.mo").exists()
+
+
+def test_call_results_and_disabled_call_buttons_speak_german(
+    client: Client, owner: User, company: Company
+) -> None:
+    Extension.objects.filter(pk=company.extensions[4].pk).update(line="offline")
+    CallAttempt.objects.create(
+        tenant=company.tenant,
+        user=owner,
+        caller="100",
+        callee="4930123456",
+        callee_context="global",
+        status=CallStatus.ENDED,
+        error="busy",
+        reached=CallStatus.CALLER_DIAL,
+    )
+    login(client, owner)
+    url = reverse("board", args=[company.tenant.account])
+    german = client.get(url, headers={"accept-language": "de"}).content.decode()
+    assert "Anruf an 030 123456" in german
+    assert "Ihr Telefon ist besetzt: 030 123456 wurde nicht angerufen." in german
+    assert "104 ist offline." in german and "Das ist Ihr eigenes Telefon." in german
+    assert 'aria-label="Schließen"' in german

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from ctiboard.board import consumers, grid, pushes
+from ctiboard.board import consumers, partners, pushes
 from ctiboard.board.models import Favourite
 from ctiboard.board.rendering import MESSAGE_BUDGET
 from ctiboard.contacts.models import Contact
@@ -265,7 +265,7 @@ async def test_pushed_tiles_show_the_contact_the_worker_looked_up(
     """The worker looks up call partners once per batch; web processes never do for pushes."""
     await Contact.objects.acreate(tenant=company.tenant, name="Anna Kundin", number="030 123456")
     web_lookups: list[object] = []
-    monkeypatch.setattr(grid, "lookup_contacts", lambda *a: web_lookups.append(a) or {})
+    monkeypatch.setattr(partners, "lookup_contacts", lambda *a: web_lookups.append(a) or {})
     cookie = await sync_to_async(session_cookie)(owner)
     sockets = [await open_socket(owner, company, cookie=cookie) for _ in range(5)]
     for socket in sockets:

@@ -35,7 +35,8 @@ def test_tile_shows_partner_direction_phonebook_name_and_crm(
     tile = html[html.index(f'id="ext-{company.extensions[3].pk}"') :]
     tile = tile[: tile.index("</article>")]
     assert "from" in tile and "Anna Kundin" in tile and ">VIP<" in tile
-    assert "+4930123456" in tile
+    # A number of the tenant's own country, written the national way.
+    assert ">030 123456<" in tile
     assert 'href="https://crm.example/search?phone=4930123456"' in tile
     assert 'rel="noopener noreferrer"' in tile
     # A running timer from when the line changed; the text is filled in by board.js.
@@ -71,7 +72,7 @@ def test_the_own_phone_ringing_shows_a_banner(
     banner = html[html.index('<section id="incoming"') :]
     banner = banner[: banner.index("</section>")]
     assert 'data-state="ringing"' in banner and 'data-kind="vip"' in banner
-    assert "Your phone is ringing" in banner and "Big Boss" in banner and "+49897654321" in banner
+    assert "Your phone is ringing" in banner and "Big Boss" in banner and "089 7654321" in banner
     assert 'data-crm="https://crm.example/search?phone=49897654321"' in banner
 
 
@@ -157,3 +158,33 @@ def test_without_call_details_the_banner_does_not_name_the_caller(
     banner = banner[: banner.index("</section>")]
     assert "Your phone is ringing" in banner and 'data-kind="unknown"' in banner
     assert "Big Boss" not in html and "7654321" not in html
+
+
+def test_call_buttons_on_offline_and_own_tiles_say_why_they_do_not_call(
+    client: Client, owner: User, company: Company
+) -> None:
+    Extension.objects.filter(pk=company.extensions[4].pk).update(line="offline")
+    html = board_html(client, owner, company)
+    own = tile_of(html, company.extensions[0])
+    offline = tile_of(html, company.extensions[4])
+    online = tile_of(html, company.extensions[3])
+    for tile, reason in ((own, "This is your own phone."), (offline, "104 is offline.")):
+        button = tile[tile.index('<button type="button" class="call"') :]
+        # Focusable (aria-disabled, not disabled), nothing to submit (no data-form), and why.
+        assert 'aria-disabled="true"' in button and "data-form" not in button.split(">")[0]
+        assert (
+            f'title="{reason}"' in button and f'<span class="sr-only">: {reason}</span>' in button
+        )
+    assert 'data-form="call-form"' in online and "aria-disabled" not in online
+
+
+def test_who_may_not_call_gets_no_call_buttons(
+    client: Client, owner: User, company: Company
+) -> None:
+    Membership.objects.filter(user=owner).update(can_call=False)
+    assert 'class="call"' not in board_html(client, owner, company)
+
+
+def tile_of(html: str, extension: Extension) -> str:
+    tile = html[html.index(f'<article id="ext-{extension.pk}"') :]
+    return tile[: tile.index("</article>")]

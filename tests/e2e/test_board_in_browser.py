@@ -46,6 +46,10 @@ def idle_numbers(sim: SimulatorControl) -> list[str]:
     ]
 
 
+# Tiles whose Call button calls (not the own tile, not an offline one).
+CALLABLE = "#tiles article.tile:not(.mine):has(button.call[data-form])"
+
+
 def tile(page: Any, number: str) -> Any:
     return page.locator(f'#tiles article.tile[data-number="{number}"]')
 
@@ -126,16 +130,16 @@ def test_click_to_call_shows_progress_and_escape_cancels(
     sim.set_behaviour(ACCOUNT, own, "never")
     try:
         # Keyboard only: focus a colleague's tile, Enter calls, Escape cancels.
-        target = page.locator("#tiles article.tile:not(.mine)").nth(6)
+        target = page.locator(CALLABLE).nth(6)
         target.focus()
         page.keyboard.press("Enter")
         status = page.locator("#call-status")
         expect(status.locator(".progress")).to_have_text(
-            re.compile("Dialling your phone|Your phone is ringing"), timeout=5_000
+            re.compile("Calling your phone first|Your phone is ringing"), timeout=5_000
         )
         expect(status.get_by_role("button", name="Cancel call")).to_be_visible()
         page.keyboard.press("Escape")
-        expect(status.locator(".progress")).to_have_text("Cancelled", timeout=10_000)
+        expect(status.locator(".progress")).to_contain_text("was cancelled", timeout=10_000)
         expect(status.get_by_role("button", name="Cancel call")).to_have_count(0)
     finally:
         sim.set_behaviour(ACCOUNT, own, "answer", answer_after=1.0)
@@ -246,11 +250,58 @@ def test_dial_field_explains_a_bad_number_and_calls_a_good_one(
     page.locator("#dial-number").fill("+49 (0)89 1234-567")
     page.locator("#dial-number").press("Enter")
     status = page.locator("#call-status")
-    expect(status).to_contain_text("→ +49891234567", timeout=5_000)
+    # The demo tenant is German: its numbers are written the national way.
+    expect(status).to_contain_text("Call to 089 1234567", timeout=5_000)
     expect(page.locator("#dial-error")).to_have_count(0)
     expect(page.locator("#dial-number")).to_have_value("")
-    expect(status.locator(".progress")).to_have_text("Connected", timeout=20_000)
+    expect(status.locator(".progress")).to_have_text("Connected with 089 1234567.", timeout=20_000)
     page.context.close()
+
+
+def test_a_call_result_floats_over_the_grid_closes_by_keyboard_and_fades(
+    browser: Any, demo: Demo, sim: SimulatorControl
+) -> None:
+    context = browser.new_context()
+    context.clock.install()  # the page's clock: a minute passes at once
+    page = context.new_page()
+    page.goto(f"{demo.url}/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "demo")
+    page.click(".login button[type=submit]")
+    page.wait_for_selector("#socket-status[data-state=live]", timeout=10_000)
+    grid_top = page.locator("#tiles").bounding_box()["y"]
+    targets = page.locator(CALLABLE)
+    first, second = (targets.nth(n).get_attribute("data-number") for n in (10, 11))
+    for number in (first, second):
+        sim.set_behaviour(ACCOUNT, number, "busy")
+    try:
+        toast = page.locator("#call-status .toast")
+        tile(page, first).locator("button.call").click()
+        expect(toast.locator(".progress")).to_contain_text(f"{first} ", timeout=10_000)
+        expect(toast.locator(".progress")).to_contain_text("is busy.", timeout=15_000)
+        expect(toast.locator("time.at")).to_have_text(re.compile(r"^\d\d:\d\d$"))
+        # An overlay in a live region: the grid did not move for it.
+        expect(page.locator(".toasts")).to_have_attribute("aria-live", "polite")
+        assert page.locator("#tiles").bounding_box()["y"] == grid_top
+
+        # Keyboard: the close button is reachable and closes it; the focus goes back home.
+        close = toast.get_by_role("button", name="Dismiss")
+        close.focus()
+        page.keyboard.press("Enter")
+        expect(toast).to_have_count(0)
+        expect(tile(page, first)).to_be_focused()
+
+        tile(page, second).locator("button.call").click()
+        expect(toast.locator(".progress")).to_contain_text("is busy.", timeout=15_000)
+        page.mouse.move(0, 0)  # a toast under the pointer waits
+        page.clock.run_for(30_000)
+        expect(toast).to_have_count(1)
+        page.clock.run_for(35_000)
+        expect(toast).to_have_count(0)
+    finally:
+        for number in (first, second):
+            sim.set_behaviour(ACCOUNT, number, "answer", answer_after=1.0)
+    context.close()
 
 
 def test_favourite_star_pins_a_tile_and_keeps_focus(browser: Any, demo: Demo) -> None:

@@ -68,7 +68,7 @@ def test_alice_watches_tiles_change_live(browser: Any, demo: Demo) -> None:
 
 def test_alice_clicks_a_tile_and_the_call_starts_and_connects(browser: Any, demo: Demo) -> None:
     page = log_in(browser, demo, "alice")
-    target = page.locator("#tiles article.tile:not(.mine)").nth(2)
+    target = page.locator("#tiles article.tile:not(.mine):has(button.call[data-form])").nth(2)
     target.locator("button.call").click()
     status = page.locator("#call-status")
     status.locator(".progress").wait_for(timeout=5_000)
@@ -85,9 +85,10 @@ def test_a_ringing_call_can_be_cancelled(browser: Any, demo: Demo) -> None:
         f"{demo.control}/tenants/K1000/extensions/{own}/behaviour", json={"mode": "never"}
     ).raise_for_status()
     try:
-        page.locator("#tiles article.tile:not(.mine)").nth(4).locator("button.call").click()
+        callable_tiles = "#tiles article.tile:not(.mine):has(button.call[data-form])"
+        page.locator(callable_tiles).nth(4).locator("button.call").click()
         page.get_by_role("button", name="Cancel call").click(timeout=5_000)
-        page.locator("#call-status .progress", has_text="Cancelled").wait_for(timeout=10_000)
+        page.locator("#call-status .progress", has_text="was cancelled").wait_for(timeout=10_000)
     finally:
         httpx.put(
             f"{demo.control}/tenants/K1000/extensions/{own}/behaviour",

@@ -80,12 +80,14 @@ def test_columns(client: Client, owner: User, company: Company, calls: None) -> 
     html = page(client, company)
     assert uuids(html) == ["answered-in", "missed-in", "busy-out", "rejected-in"]
     row = html[html.index('data-uuid="answered-in"') :].split("</tr>")[0]
-    for text in ("Acme Support", "+4930123456", "Answered", "0:04", "1:15", "Person 0", "in"):
+    # Numbers of the tenant's country (Germany) the national way.
+    for text in ("Acme Support", ">030 123456<", "Answered", "0:04", "1:15", "Person 0", "in"):
         assert text in row
     busy = html[html.index('data-uuid="busy-out"') :].split("</tr>")[0]
-    assert "Busy" in busy and "+4989777888" in busy and "out" in busy and "\u2013" in busy
+    assert "Busy" in busy and ">089 777888<" in busy and "out" in busy and "\u2013" in busy
     rejected = html[html.index('data-uuid="rejected-in"') :].split("</tr>")[0]
-    assert "Rejected" in rejected and ">102<" in rejected  # an extension stays as it is
+    # An extension stays as it is, named like the colleague's tile names him.
+    assert "Rejected" in rejected and ">102<" in rejected and "Person 2" in rejected
 
 
 @pytest.mark.parametrize(
@@ -281,7 +283,7 @@ def test_missed_calls_of_the_own_extension_with_call_back(
 ) -> None:
     client.force_login(owner)
     panel = missed_panel(page(client, company))
-    assert "+4940111222" in panel and ">103<" in panel
+    assert ">040 111222<" in panel and ">103<" in panel and "Person 3" in panel
     # Called back since, too old, or another's extension: not offered.
     assert "4989000111" not in panel and "4989222333" not in panel and "4989444555" not in panel
     assert f'action="{url(company, "dial")}"' in panel
@@ -309,7 +311,7 @@ def test_call_back_only_where_the_user_may_call(
     Membership.objects.filter(user=owner).update(can_call_external=False)
     client.force_login(owner)
     panel = missed_panel(page(client, company))
-    assert "+4940111222" in panel and 'name="number"' not in panel  # listed, no button
+    assert "040 111222" in panel and 'name="number"' not in panel  # listed, no button
     assert 'name="extension"' in panel
     Membership.objects.filter(user=owner).update(own_extension=None)
     assert missed_panel(page(client, company)) == ""
@@ -319,3 +321,44 @@ def test_the_board_links_the_history(client: Client, owner: User, company: Compa
     client.force_login(owner)
     board = client.get(reverse("board", args=[company.tenant.account])).content.decode()
     assert f'href="{url(company)}"' in board
+
+
+# --- call partners: numbers as the tenant's country writes them, colleagues by name ------
+
+
+def test_foreign_numbers_are_written_internationally(
+    client: Client, owner: User, company: Company
+) -> None:
+    make_record(company, "100", "to-rome", direction="outbound", partner="390669821234")
+    make_record(company, "100", "to-dresden", direction="outbound", partner="493519715048")
+    client.force_login(owner)
+    html = page(client, company)
+    rome = html[html.index('data-uuid="to-rome"') :].split("</tr>")[0]
+    dresden = html[html.index('data-uuid="to-dresden"') :].split("</tr>")[0]
+    assert ">+39 06 6982 1234<" in rome and ">0351 9715048<" in dresden
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_csv_keeps_the_numbers_machine_readable(owner: User, company: Company) -> None:
+    await sync_to_async(make_record)(company, "100", "to-rome", partner="390669821234")
+    await sync_to_async(make_record)(company, "100", "to-colleague", partner="102")
+    client = AsyncClient()
+    await client.aforce_login(owner)
+    header, *rows = await csv_of(await client.get(url(company, "history_csv")))
+    partners = {row[header.index("uuid")]: row[header.index("partner")] for row in rows}
+    assert partners == {"to-rome": "390669821234", "to-colleague": "102"}
+
+
+def test_a_colleague_is_named_only_to_who_sees_his_tile(
+    client: Client, member: User, company: Company
+) -> None:
+    """member sees 101 (his own) and 102: a call with 102 names Person 2, one with 104 (not
+    on his board) stays a number."""
+    make_record(company, "101", "with-102", partner="102")
+    make_record(company, "101", "with-104", partner="104")
+    client.force_login(member)
+    html = page(client, company)
+    seen = html[html.index('data-uuid="with-102"') :].split("</tr>")[0]
+    unseen = html[html.index('data-uuid="with-104"') :].split("</tr>")[0]
+    assert "Person 2" in seen and ">102<" in seen
+    assert ">104<" in unseen and "Person 4" not in unseen

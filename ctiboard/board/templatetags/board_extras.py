@@ -4,16 +4,7 @@ from django import template
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from ctiboard.calls.models import CallAttempt
-from ctiboard.lib.phonenumbers import display
-
 register = template.Library()
-
-
-@register.filter
-def callee(attempt: CallAttempt) -> str:
-    """The called number as the board writes it: +49… for external numbers."""
-    return display(attempt.callee, external=attempt.callee_context == "global")
 
 
 @register.filter
