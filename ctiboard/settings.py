@@ -294,6 +294,11 @@ CTIBOARD_LEASE_TTL = env_float("CTIBOARD_LEASE_TTL", 10, minimum=1)
 # serve theirs at /metrics.
 CTIBOARD_METRICS_PORT = env_int("CTIBOARD_METRICS_PORT", 0, minimum=0)
 CTIBOARD_METRICS_ADDR = env_str("CTIBOARD_METRICS_ADDR", "127.0.0.1")
+# The admin's "send a test event" may call loopback, private and link-local addresses (like
+# deliver_webhooks --allow-private-networks): only where tenant administrators are trusted.
+CTIBOARD_WEBHOOKS_ALLOW_PRIVATE_NETWORKS = env_bool(
+    "CTIBOARD_WEBHOOKS_ALLOW_PRIVATE_NETWORKS", False
+)
 # Click-to-call requests one user may make per window (seconds), across all web processes.
 CTIBOARD_CALL_RATE_LIMIT = env_int("CTIBOARD_CALL_RATE_LIMIT", 10, minimum=1)
 CTIBOARD_CALL_RATE_WINDOW = env_int("CTIBOARD_CALL_RATE_WINDOW", 60, minimum=1)
