@@ -43,6 +43,9 @@ from .models import (
 )
 from .signals import resync_requested
 
+admin.site.site_header = admin.site.site_title = _("ctiboard administration")
+admin.site.index_title = _("PBXs, people and their rights")
+
 # Filters offer only values present in the (tenant-scoped) list, never other tenants' names.
 TENANT_FILTER = ("tenant", ScopedRelatedOnlyFieldListFilter)
 GROUP_FILTER = ("groups", ScopedRelatedOnlyFieldListFilter)
