@@ -351,6 +351,11 @@ CTIBOARD_METRICS_ADDR = env_str("CTIBOARD_METRICS_ADDR", "127.0.0.1")
 CTIBOARD_METRICS_TOKEN = env_optional("CTIBOARD_METRICS_TOKEN")
 if CTIBOARD_METRICS_TOKEN is not None and len(CTIBOARD_METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("CTIBOARD_METRICS_TOKEN must be at least 16 characters long")
+# The admin's "send a test event" may call loopback, private and link-local addresses (like
+# deliver_webhooks --allow-private-networks): only where tenant administrators are trusted.
+CTIBOARD_WEBHOOKS_ALLOW_PRIVATE_NETWORKS = env_bool(
+    "CTIBOARD_WEBHOOKS_ALLOW_PRIVATE_NETWORKS", False
+)
 # Click-to-call requests one user may make per window (seconds), across all web processes.
 CTIBOARD_CALL_RATE_LIMIT = env_int("CTIBOARD_CALL_RATE_LIMIT", 10, minimum=1)
 CTIBOARD_CALL_RATE_WINDOW = env_int("CTIBOARD_CALL_RATE_WINDOW", 60, minimum=1)

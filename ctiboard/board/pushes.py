@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from django.utils import translation
 
-from ctiboard.lib.wsframes import Frame
 from ctiboard.contacts.models import Contact
+from ctiboard.lib.wsframes import Frame
 from ctiboard.live.batches import Batch, Partner
 from ctiboard.tenancy.models import Extension
 

@@ -5,6 +5,7 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("t/<str:account>/", views.board, name="board"),
     path("t/<str:account>/call/", views.start_call, name="call"),
     path("t/<str:account>/dial/", views.dial, name="dial"),

@@ -12,6 +12,7 @@ from django.http import (
 )
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -24,6 +25,7 @@ from ctiboard.calls.placing import CallRefused, gate, place
 from ctiboard.contacts.models import lookup as lookup_contacts
 from ctiboard.cti.client import CallNotFound, CTIError
 from ctiboard.lib import phonenumbers
+from ctiboard.tenancy.admin_scope import administered_tenants
 from ctiboard.tenancy.models import (
     Extension,
     Membership,
@@ -49,13 +51,26 @@ def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
 
 
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    # Pages without <link rel="icon"> (the admin's, a JSON answer) make browsers ask here.
+    return HttpResponseRedirect(static("favicon.ico"))
+
+
 @login_required
 @require_GET
 def home(request: HtmxHttpRequest) -> HttpResponse:
     memberships = list(Membership.objects.of(request.user).select_related("tenant"))
     if len(memberships) == 1:
         return redirect("board", account=memberships[0].tenant.account)
-    return render(request, "board/choose_tenant.html", {"memberships": memberships})
+    # An administrator without a board of his own (the demo's admin, a new installation's
+    # superuser) is shown the way to one instead of a dead end.
+    administered = administered_tenants(request.user) if not memberships else None
+    return render(
+        request,
+        "board/choose_tenant.html",
+        {"memberships": memberships, "administered": administered},
+    )
 
 
 def _membership(request: HttpRequest, account: str) -> tuple[User, Membership]:

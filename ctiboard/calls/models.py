@@ -11,6 +11,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 
@@ -102,7 +104,13 @@ class CallRecord(models.Model):
                 fields=["tenant", "uuid", "extension"], name="unique_call_record_leg"
             )
         ]
-        indexes = [models.Index(fields=["tenant", "-ended_at"], name="call_record_recent")]
+        indexes = [
+            models.Index(fields=["tenant", "-ended_at"], name="call_record_recent"),
+            # The history lists and filters by start (history.queries.STARTED).
+            models.Index(
+                F("tenant"), Coalesce("started_at", "ended_at").desc(), name="call_record_started"
+            ),
+        ]
         verbose_name = _("call record")
         verbose_name_plural = _("call records")
 

@@ -3,6 +3,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -10,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from ctiboard.lib.phonenumbers import normalise
+from ctiboard.tenancy.admin_audit import AuditedAdmin
 from ctiboard.tenancy.admin_scope import TenantScopedAdmin, administered_tenants
 from ctiboard.tenancy.models import Tenant
 
@@ -39,7 +41,7 @@ class ImportForm(forms.Form):
 
 
 @admin.register(Contact)
-class ContactAdmin(TenantScopedAdmin):
+class ContactAdmin(AuditedAdmin, TenantScopedAdmin):
     list_display = ["name", "number", "vip", "tenant"]
     list_display_links = ["name"]
     list_editable = ["vip"]
@@ -58,13 +60,22 @@ class ContactAdmin(TenantScopedAdmin):
             results = results | queryset.filter(number_key__endswith=key[-9:])
         return results, duplicates
 
+    def _set_vip(self, request: HttpRequest, queryset: Any, vip: bool) -> None:
+        def mark(contact: Contact) -> None:
+            contact.vip = vip
+            contact.save(update_fields=["vip", "number_key", "updated"])
+
+        with transaction.atomic():
+            for contact in queryset.exclude(vip=vip).select_related("tenant"):
+                self.audit_change(request, contact, mark)
+
     @admin.action(description=_("Mark as VIP"))
     def mark_vip(self, request: HttpRequest, queryset: Any) -> None:
-        queryset.update(vip=True)
+        self._set_vip(request, queryset, True)
 
     @admin.action(description=_("Remove the VIP mark"))
     def unmark_vip(self, request: HttpRequest, queryset: Any) -> None:
-        queryset.update(vip=False)
+        self._set_vip(request, queryset, False)
 
     def get_urls(self) -> list[URLPattern]:
         return [
@@ -91,7 +102,7 @@ class ContactAdmin(TenantScopedAdmin):
             except ValueError as exc:
                 form.add_error("file", str(exc))
             else:
-                result = import_csv(form.cleaned_data["tenant"], text)
+                result = import_csv(form.cleaned_data["tenant"], text, actor=request.user)
                 level = messages.WARNING if result.errors else messages.SUCCESS
                 self.message_user(
                     request,

@@ -9,12 +9,14 @@ Windows-1252 are read. A number that is already in the book updates that contact
 import csv
 import io
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import transaction
 from django.utils.translation import gettext as _
 
 from ctiboard.lib import phonenumbers
-from ctiboard.tenancy.models import Tenant
+from ctiboard.tenancy import audit
+from ctiboard.tenancy.models import AuditAction, Tenant
 
 from .models import Contact, key_for
 
@@ -44,8 +46,9 @@ def decode(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-def import_csv(tenant: Tenant, text: str) -> ImportResult:
-    """Add or update contacts; rows with errors are skipped and reported by line number."""
+def import_csv(tenant: Tenant, text: str, *, actor: Any = None) -> ImportResult:
+    """Add or update contacts; rows with errors are skipped and reported by line number.
+    Each added or changed contact goes into the audit log as the ``actor``'s change."""
     result = ImportResult()
     sample = text[:4096]
     try:
@@ -99,11 +102,14 @@ def import_csv(tenant: Tenant, text: str) -> ImportResult:
             if contact is None:
                 contact = Contact(tenant=tenant, name=name, number=number, vip=vip)
                 contact.save()
+                audit.record(actor, contact, AuditAction.ADDED, None, audit.snapshot(contact))
                 existing[contact.number_key] = contact
                 result.created += 1
             elif (contact.name, contact.number, contact.vip) != (name, number, vip):
+                before = audit.snapshot(contact)
                 contact.name, contact.number, contact.vip = name, number, vip
                 contact.save()
+                audit.record(actor, contact, AuditAction.CHANGED, before, audit.snapshot(contact))
                 result.updated += 1
     return result
 

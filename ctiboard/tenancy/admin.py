@@ -4,13 +4,16 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ActionForm
+from django.contrib.admin import helpers
+from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Now
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext_lazy as _
@@ -18,7 +21,11 @@ from django.utils.translation import ngettext
 
 from ctiboard.cti.client import CTIClient, CTIError
 
-from . import user_admin  # noqa: F401 - registers the user admin
+from . import (
+    audit,
+    user_admin,  # noqa: F401 - registers the user admin
+)
+from .admin_audit import AuditedAdmin
 from .admin_scope import (
     ScopedRelatedOnlyFieldListFilter,
     TenantScopedAdmin,
@@ -27,7 +34,6 @@ from .admin_scope import (
 )
 from .models import (
     NFON_API_URL,
-    AuditAction,
     AuditEntry,
     Extension,
     ExtensionGroup,
@@ -36,6 +42,9 @@ from .models import (
     Tenant,
 )
 from .signals import resync_requested
+
+admin.site.site_header = admin.site.site_title = _("ctiboard administration")
+admin.site.index_title = _("PBXs, people and their rights")
 
 # Filters offer only values present in the (tenant-scoped) list, never other tenants' names.
 TENANT_FILTER = ("tenant", ScopedRelatedOnlyFieldListFilter)
@@ -118,7 +127,7 @@ class TenantForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(Tenant)
-class TenantAdmin(TenantScopedAdmin):
+class TenantAdmin(AuditedAdmin, TenantScopedAdmin):
     tenant_path = "pk"
     tenant_admin_can_add = False
     tenant_admin_can_delete = False
@@ -259,9 +268,24 @@ class ExtensionAdmin(TenantScopedAdmin):
 
 
 class ExtensionGroupForm(forms.ModelForm):  # type: ignore[type-arg]
+    # Who sees the group, chosen here for many people at once (each membership's "visible
+    # groups" from the other side). The choices are narrowed to the admin's tenants per request.
+    members = forms.ModelMultipleChoiceField(
+        queryset=Membership.objects.none(),
+        required=False,
+        label=_("seen by"),
+        widget=FilteredSelectMultiple(_("users"), is_stacked=False),
+        help_text=_("The users who see this group's extensions on their board."),
+    )
+
     class Meta:
         model = ExtensionGroup
-        fields = ["tenant", "name", "extensions"]
+        fields = ["tenant", "name", "extensions", "members"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["members"].initial = list(self.instance.memberships.all())
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -272,18 +296,50 @@ class ExtensionGroupForm(forms.ModelForm):  # type: ignore[type-arg]
                 _("These extensions belong to another tenant: %(numbers)s")
                 % {"numbers": ", ".join(e.number for e in foreign)}
             )
+        if tenant and any(m.tenant_id != tenant.pk for m in data.get("members", [])):
+            self.add_error("members", _("Choose only users of this tenant."))
         return data
+
+    def save_members(self) -> None:
+        """Give the group to the chosen memberships and take it from the others: from the
+        memberships' side, so each one's open boards are told (live.signals)."""
+        group: ExtensionGroup = self.instance
+        chosen = set(self.cleaned_data.get("members") or [])
+        current = set(group.memberships.all())
+        for membership in chosen - current:
+            membership.groups.add(group)
+        for membership in current - chosen:
+            membership.groups.remove(group)
+
+
+def _seen_by(group: ExtensionGroup) -> list[str]:
+    members = group.memberships.filter(tenant=group.tenant_id).select_related("user")
+    return sorted(str(m.user) for m in members)
 
 
 @admin.register(ExtensionGroup)
-class ExtensionGroupAdmin(TenantScopedAdmin):
+class ExtensionGroupAdmin(AuditedAdmin, TenantScopedAdmin):
     form = ExtensionGroupForm
     tenant_fixed = True
-    list_display = ["name", "tenant", "size"]
+    list_display = ["name", "tenant", "size", "seen_by"]
     list_filter = [TENANT_FILTER]
     # And the members' numbers and names: get_search_results.
     search_fields = ["name"]
     filter_horizontal = ["extensions"]
+    audit_extra = {"members": _seen_by}
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        field: Any = copy.deepcopy(form.base_fields["members"])
+        members = Membership.objects.filter(tenant__in=administered_tenants(request.user))
+        if obj is not None:
+            members = members.filter(tenant=obj.tenant_id)
+        field.queryset = members.select_related("user", "tenant").order_by("user__username")
+        field.label_from_instance = lambda m: f"{m.user} ({m.tenant.account})"
+        form.base_fields["members"] = field
+        return form
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[ExtensionGroup], search_term: str
@@ -306,17 +362,13 @@ class ExtensionGroupAdmin(TenantScopedAdmin):
     def size(self, group: ExtensionGroup) -> int:
         return group.extensions.count()
 
+    @admin.display(description=_("seen by"))
+    def seen_by(self, group: ExtensionGroup) -> str:
+        return ", ".join(_seen_by(group)) or "—"
+
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        form.save_members()
         super().save_related(request, form, formsets, change)
-        group: ExtensionGroup = form.instance
-        AuditEntry.objects.create(
-            tenant=group.tenant,
-            actor_id=request.user.pk,
-            action=AuditAction.GROUP,
-            subject=group.name,
-            detail="extensions: "
-            + (", ".join(sorted(e.number for e in group.extensions.all())) or "none"),
-        )
 
 
 class MembershipForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -384,24 +436,46 @@ class MembershipForm(forms.ModelForm):  # type: ignore[type-arg]
         return result
 
 
-class GroupActionForm(ActionForm):
-    # The choices shown are narrowed per request in MembershipAdmin.changelist_view and the
-    # chosen group is checked again in the action, so no other tenant's group is offered/used.
-    group = forms.ModelChoiceField(
-        queryset=ExtensionGroup.objects.all(), required=False, label=_("Group")
-    )
+class ChooseGroupForm(forms.Form):
+    group = forms.ModelChoiceField(queryset=ExtensionGroup.objects.none(), label=_("Group"))
+
+    def __init__(self, *args: Any, groups: QuerySet[ExtensionGroup], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field: Any = self.fields["group"]
+        field.queryset = groups
+        field.label_from_instance = lambda g: f"{g.name} ({g.tenant.account})"
+
+
+def sync_staff(user: Any) -> None:
+    """A tenant administrator needs staff status to open the admin, and nothing else (being
+    one is his permission there, admin_scope). Whoever is one no more loses it, unless he is
+    a superuser or has Django permissions of his own (made staff for another reason)."""
+    if user.is_superuser:
+        return
+    administers = user.memberships.filter(is_tenant_admin=True).exists()
+    if administers and not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    elif (
+        not administers
+        and user.is_staff
+        and not user.user_permissions.exists()
+        and not user.groups.exists()
+    ):
+        user.is_staff = False
+        user.save(update_fields=["is_staff"])
 
 
 @admin.register(Membership)
-class MembershipAdmin(TenantScopedAdmin):
+class MembershipAdmin(AuditedAdmin, TenantScopedAdmin):
     form = MembershipForm
     tenant_fixed = True
-    action_form = GroupActionForm
     list_display = [
         "user",
         "tenant",
         "own_extension",
         "sees_all_extensions",
+        "visible_groups",
         "sees_call_details",
         "can_call",
         "can_call_external",
@@ -413,12 +487,19 @@ class MembershipAdmin(TenantScopedAdmin):
         "sees_call_details",
         "can_call",
         "can_call_external",
+        "is_tenant_admin",
         GROUP_FILTER,
     ]
     search_fields = ["user__username", "user__first_name", "user__last_name", "tenant__account"]
     filter_horizontal = ["groups", "extensions"]
+    # A search box instead of a list of a thousand extensions (ExtensionAdmin's search).
+    autocomplete_fields = ["own_extension"]
     list_select_related = ["user", "tenant", "own_extension"]
     actions = ["grant_group", "revoke_group", "make_view_only"]
+    audit_extra = {"admin_access": lambda m: m.user.is_staff}
+
+    def audit_subject(self, obj: Membership) -> str:
+        return str(obj.user)  # the entry names the tenant
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
@@ -429,115 +510,132 @@ class MembershipAdmin(TenantScopedAdmin):
             ).distinct()
         return field
 
-    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
-        response = super().changelist_view(request, extra_context)
-        action_form = getattr(response, "context_data", {}).get("action_form")
-        if action_form is not None:
-            action_form.fields["group"].queryset = ExtensionGroup.objects.filter(
-                tenant__in=administered_tenants(request.user)
-            ).select_related("tenant")
-        return response
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Membership]:
+        return super().get_queryset(request).prefetch_related("groups")
 
-    def _audit(self, request: HttpRequest, membership: Membership, action: str) -> None:
-        AuditEntry.objects.create(
-            tenant=membership.tenant,
-            actor_id=request.user.pk,
-            action=action,
-            subject=str(membership.user),
-            detail=membership.describe_rights() if action == AuditAction.RIGHTS else "",
-        )
+    @admin.display(description=_("visible groups"))
+    def visible_groups(self, membership: Membership) -> str:
+        # Of its own tenant only: a stray link (integrity.py) must not name another's group.
+        own = (g.name for g in membership.groups.all() if g.tenant_id == membership.tenant_id)
+        return ", ".join(sorted(own)) or "—"
 
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        super().save_related(request, form, formsets, change)
-        # After the many-to-many rows are written, so the entry shows the rights as saved.
-        # (Open boards are told by ctiboard.tenancy.signals, whatever path changed the rights.)
-        self._audit(request, form.instance, AuditAction.RIGHTS)
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # "Tenant administrator" is all it takes: the user can open the admin right away.
+        sync_staff(obj.user)
 
     def delete_model(self, request: HttpRequest, obj: Membership) -> None:
-        self._audit(request, obj, AuditAction.RIGHTS_REMOVED)
         super().delete_model(request, obj)
+        sync_staff(obj.user)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
-        with transaction.atomic():
-            for membership in queryset.select_related("user", "tenant"):
-                self._audit(request, membership, AuditAction.RIGHTS_REMOVED)
-            super().delete_queryset(request, queryset)
+        users = [m.user for m in queryset.select_related("user")]
+        super().delete_queryset(request, queryset)
+        for user in users:
+            sync_staff(user)
 
-    def _chosen_group(self, request: HttpRequest) -> ExtensionGroup | None:
-        group_id = request.POST.get("group")
-        group = (
+    def _group_action(
+        self, request: HttpRequest, queryset: QuerySet[Membership], *, grant: bool
+    ) -> HttpResponse | None:
+        """Asks which group on a page of its own (only the selected users' tenants' groups),
+        then gives it to (or takes it from) the selected users of the group's tenant."""
+        memberships = list(queryset.select_related("user", "tenant"))
+        groups = (
             ExtensionGroup.objects.filter(
-                pk=group_id, tenant__in=administered_tenants(request.user)
-            ).first()
-            if group_id
-            else None
+                tenant__in={m.tenant_id for m in memberships},
+            )
+            .filter(tenant__in=administered_tenants(request.user))
+            .select_related("tenant")
         )
-        if group is None:
-            self.message_user(request, _("Choose a group for this action."), messages.ERROR)
-        return group
-
-    def _bulk(self, request: HttpRequest, queryset: QuerySet[Membership], change: Any) -> int:
+        form = ChooseGroupForm(request.POST if "apply" in request.POST else None, groups=groups)
+        if not form.is_valid():
+            context = {
+                **self.admin_site.each_context(request),
+                "title": _("Give a group") if grant else _("Take a group away"),
+                "opts": self.model._meta,
+                "form": form,
+                "memberships": memberships,
+                "action": "grant_group" if grant else "revoke_group",
+                "grant": grant,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "media": self.media + form.media,
+            }
+            return TemplateResponse(request, "admin/pbx/membership/choose_group.html", context)
+        group: ExtensionGroup = form.cleaned_data["group"]
         changed = 0
         with transaction.atomic():
-            for membership in queryset.select_related("user", "tenant"):
-                if change(membership):
-                    self._audit(request, membership, AuditAction.RIGHTS)
-                    changed += 1
-        return changed
-
-    @admin.action(description=_("Give the selected users the chosen group"))
-    def grant_group(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
-        group = self._chosen_group(request)
-        if group is None:
-            return
-
-        def grant(membership: Membership) -> bool:
-            if membership.tenant_id != group.tenant_id:
-                return False
-            membership.groups.add(group)
-            return True
-
-        changed = self._bulk(request, queryset, grant)
-        self.message_user(
-            request,
-            _("%(count)d users now see the group %(group)s.")
-            % {"count": changed, "group": group.name},
+            for membership in memberships:
+                if membership.tenant_id != group.tenant_id:
+                    continue
+                if grant:
+                    changed += self.audit_change(request, membership, lambda m: m.groups.add(group))
+                else:
+                    changed += self.audit_change(
+                        request, membership, lambda m: m.groups.remove(group)
+                    )
+        message = (
+            ngettext(
+                "%(count)d user now sees the group %(group)s.",
+                "%(count)d users now see the group %(group)s.",
+                changed,
+            )
+            if grant
+            else ngettext(
+                "%(count)d user no longer sees the group %(group)s.",
+                "%(count)d users no longer see the group %(group)s.",
+                changed,
+            )
         )
+        self.message_user(request, message % {"count": changed, "group": group.name})
+        return None
 
-    @admin.action(description=_("Take the chosen group from the selected users"))
-    def revoke_group(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
-        group = self._chosen_group(request)
-        if group is None:
-            return
+    @admin.action(description=_("Give the selected users a group …"))
+    def grant_group(
+        self, request: HttpRequest, queryset: QuerySet[Membership]
+    ) -> HttpResponse | None:
+        return self._group_action(request, queryset, grant=True)
 
-        def revoke(membership: Membership) -> bool:
-            membership.groups.remove(group)
-            return True
-
-        changed = self._bulk(request, queryset, revoke)
-        self.message_user(
-            request,
-            _("%(count)d users no longer see the group %(group)s.")
-            % {"count": changed, "group": group.name},
-        )
+    @admin.action(description=_("Take a group from the selected users …"))
+    def revoke_group(
+        self, request: HttpRequest, queryset: QuerySet[Membership]
+    ) -> HttpResponse | None:
+        return self._group_action(request, queryset, grant=False)
 
     @admin.action(description=_("Make the selected users view-only (no calls)"))
     def make_view_only(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
-        def view_only(membership: Membership) -> bool:
+        def view_only(membership: Membership) -> None:
             membership.can_call = membership.can_call_external = False
             membership.save(update_fields=["can_call", "can_call_external"])
-            return True
 
-        changed = self._bulk(request, queryset, view_only)
+        with transaction.atomic():
+            changed = sum(
+                self.audit_change(request, membership, view_only)
+                for membership in queryset.select_related("user", "tenant")
+            )
         self.message_user(request, _("%(count)d users are view-only now.") % {"count": changed})
 
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(TenantScopedAdmin):
-    list_display = ["created", "tenant", "actor", "action", "subject", "detail"]
-    list_filter = [TENANT_FILTER, "action"]
+    list_display = ["created", "tenant", "actor", "action", "kind_label", "subject", "what"]
+    list_filter = [TENANT_FILTER, "action", "kind"]
     search_fields = ["subject", "detail", "actor__username"]
-    readonly_fields = [field.name for field in AuditEntry._meta.fields]
+    list_select_related = ["tenant", "actor"]
+    fields = ["created", "tenant", "actor", "action", "kind_label", "subject", "what"]
+    readonly_fields = ["created", "tenant", "actor", "action", "kind_label", "subject", "what"]
+
+    @admin.display(description=_("kind"))
+    def kind_label(self, entry: AuditEntry) -> str:
+        model = audit.model_of(entry.kind)
+        return str(model._meta.verbose_name) if model else entry.kind
+
+    @admin.display(description=_("changes"))
+    def what(self, entry: AuditEntry) -> str:
+        if not entry.changes:
+            return entry.detail  # an entry of before field-level changes: its summary
+        return render_to_string(
+            "admin/pbx/auditentry/changes.html", {"changes": audit.readable(entry)}
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

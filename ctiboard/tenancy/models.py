@@ -437,13 +437,18 @@ class CallRefusal:
 
 
 class AuditAction(models.TextChoices):
+    ADDED = "added", _("Added")
+    CHANGED = "changed", _("Changed")
+    DELETED = "deleted", _("Deleted")
+    # Entries written before field-level changes were recorded (their detail is a summary).
     RIGHTS = "rights", _("Rights changed")
     RIGHTS_REMOVED = "rights-removed", _("Membership removed")
     GROUP = "group", _("Group changed")
 
 
 class AuditEntry(models.Model):
-    """Who changed which rights, for the tenant's administrators.
+    """Who changed which configuration (tenant, memberships, groups, webhooks, phonebook),
+    each field from what to what (``tenancy.audit``), for the tenant's administrators.
 
     Click-to-call has its own log: every ``CallAttempt`` records who called whom, the result
     and the PBX's request id.
@@ -453,15 +458,19 @@ class AuditEntry(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
-    action = models.CharField(max_length=20, choices=AuditAction.choices)
+    action = models.CharField(_("action"), max_length=20, choices=AuditAction.choices)
+    # The changed row's model ("pbx.membership"), and each changed field:
+    # {"field": name, "from": value, "to": value} or {"field": name, "secret": true}.
+    kind = models.CharField(_("kind"), max_length=100, blank=True)
     subject = models.CharField(_("subject"), max_length=200)
+    changes = models.JSONField(_("changes"), default=list, blank=True)
     detail = models.TextField(_("detail"), blank=True)
-    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    created = models.DateTimeField(_("when"), auto_now_add=True, db_index=True)
 
     class Meta:
-        ordering = ["-created"]
+        ordering = ["-created", "-pk"]
         verbose_name = _("audit entry")
-        verbose_name_plural = _("audit log")
+        verbose_name_plural = _("audit entries")
 
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M} {self.get_action_display()} {self.subject}"

@@ -1,6 +1,8 @@
+import asyncio
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.db.models.functions import Now
@@ -8,12 +10,14 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from ctiboard.tenancy.admin_audit import AuditedAdmin
 from ctiboard.tenancy.admin_scope import (
     ScopedRelatedOnlyFieldListFilter,
     TenantScopedAdmin,
     form_tenant,
 )
 
+from . import dispatch, outbox
 from .models import DeliveryStatus, Webhook, WebhookDelivery
 
 TENANT_FILTER = ("tenant", ScopedRelatedOnlyFieldListFilter)
@@ -76,7 +80,7 @@ class WebhookForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(Webhook)
-class WebhookAdmin(TenantScopedAdmin):
+class WebhookAdmin(AuditedAdmin, TenantScopedAdmin):
     form = WebhookForm
     tenant_fixed = True
     list_display = ["name", "tenant", "url", "enabled", "events", "body_format"]
@@ -84,10 +88,39 @@ class WebhookAdmin(TenantScopedAdmin):
     list_select_related = ["tenant"]
     search_fields = ["name", "url"]
     filter_horizontal = ["extensions", "groups"]
+    actions = ["send_test"]
 
     @admin.display(description=_("events"))
     def events(self, webhook: Webhook) -> str:
         return ", ".join(webhook.events)
+
+    @admin.action(description=_("Send a test event now"))
+    def send_test(self, request: HttpRequest, queryset: QuerySet[Webhook]) -> None:
+        """A signed ``test`` event to each chosen webhook, through the delivery worker's own
+        request path, and what its URL answered."""
+        allow_private = settings.CTIBOARD_WEBHOOKS_ALLOW_PRIVATE_NETWORKS
+        for webhook in queryset.select_related("tenant"):
+            delivery = outbox.test_delivery(webhook)
+            result = asyncio.run(dispatch.send_test(delivery, allow_private_networks=allow_private))
+            if result.ok:
+                self.message_user(
+                    request,
+                    _("%(name)s: %(url)s answered HTTP %(status)d.")
+                    % {"name": webhook.name, "url": delivery.url, "status": result.status},
+                    messages.SUCCESS,
+                )
+            else:
+                self.message_user(
+                    request,
+                    _("%(name)s: the test event failed: %(error)s")
+                    % {
+                        "name": webhook.name,
+                        "error": f"HTTP {result.status} {result.error}".strip()
+                        if result.status
+                        else result.error,
+                    },
+                    messages.ERROR,
+                )
 
 
 @admin.register(WebhookDelivery)

@@ -100,12 +100,7 @@ class Dispatcher:
     async def run(self) -> None:
         logger.info("webhook delivery worker %s started", self.worker_id)
         in_flight: dict[int, tuple[WebhookDelivery, asyncio.Task[None]]] = {}
-        client = httpx.AsyncClient(
-            timeout=httpx.Timeout(self.timeout),
-            follow_redirects=False,
-            trust_env=False,
-            headers={"User-Agent": f"{PRODUCT_NAME}/{__version__} (webhooks)"},
-        )
+        client = _client(self.timeout)
         try:
             while True:
                 free = self.concurrency - len(in_flight)
@@ -254,7 +249,8 @@ class Dispatcher:
         request.headers[payloads.TIMESTAMP_HEADER] = str(timestamp)
         request.headers[payloads.SIGNATURE_HEADER] = payloads.sign(secret, timestamp, signed)
         request.headers[payloads.EVENT_HEADER] = delivery.event
-        request.headers[payloads.DELIVERY_HEADER] = str(delivery.pk)
+        # A test event is never stored: its id is its uuid ("test-…").
+        request.headers[payloads.DELIVERY_HEADER] = str(delivery.pk or delivery.uuid)
         try:
             async with asyncio.timeout(self.timeout):
                 response = await client.send(request, stream=True)
@@ -266,6 +262,28 @@ class Dispatcher:
         if response.is_redirect:
             return Result(response.status_code, f"redirected to {response.headers.get('location')}")
         return Result(response.status_code, "" if response.is_success else response.reason_phrase)
+
+
+def _client(timeout: float) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout),
+        follow_redirects=False,
+        trust_env=False,
+        headers={"User-Agent": f"{PRODUCT_NAME}/{__version__} (webhooks)"},
+    )
+
+
+async def send_test(
+    delivery: WebhookDelivery, *, allow_private_networks: bool, timeout: float = 10.0
+) -> Result:
+    """Send an unstored delivery (``outbox.test_delivery``) at once, exactly as the delivery
+    worker sends the outbox's (address check, signature, headers, deadline); no retries."""
+    dispatcher = Dispatcher(timeout=timeout, allow_private_networks=allow_private_networks)
+    try:
+        async with _client(timeout) as client:
+            return await dispatcher._request(client, delivery)
+    finally:
+        dispatcher._db_thread.shutdown(wait=False)
 
 
 async def _non_public(url: httpx.URL) -> str:

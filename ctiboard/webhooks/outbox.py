@@ -6,11 +6,13 @@ talks to the network: a slow or dead endpoint cannot hold up the ingest (``dispa
 
 import logging
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Max
+from django.utils import timezone
 
 from ctiboard.calls.models import ActiveCall, CallRecord
 from ctiboard.calls.tracking import Happened
@@ -174,6 +176,50 @@ def enqueue(
     # the unique constraint keeps the first.
     WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)
+
+
+# The event of the admin's "send a test event": receivers can tell it from calls.
+TEST_EVENT = "test"
+
+
+def test_delivery(webhook: Webhook) -> WebhookDelivery:
+    """A ``test`` event for the webhook, rendered like a call's, never stored: the admin sends
+    it at once (``dispatch.send_test``). An inbound call on one of its extensions, just now."""
+    extension = (
+        webhook.extensions.order_by("number").first()
+        or webhook.tenant.extensions.filter(active=True).order_by("number").first()
+    )
+    now = timezone.now()
+    leg = f"test-{uuid.uuid4().hex}"
+    values = payloads.values_of(
+        TEST_EVENT,
+        account=webhook.tenant.account,
+        uuid=leg,
+        extension=extension.number if extension else "",
+        extension_name=extension.name if extension else "",
+        direction="inbound",
+        partner="4930123456789",
+        outcome="",
+        timestamp=now,
+        started_at=now,
+        answered_at=None,
+        ended_at=None,
+        ring_seconds=None,
+        talk_seconds=None,
+    )
+    request = payloads.render(webhook.body_format, webhook.template, webhook.url, values)
+    return WebhookDelivery(
+        tenant_id=webhook.tenant_id,
+        webhook=webhook,
+        event=TEST_EVENT,
+        uuid=leg,
+        extension=extension,
+        occurred_at=now,
+        method=request.method,
+        url=request.url,
+        content_type=request.content_type,
+        body=request.body,
+    )
 
 
 def _next_revisions(hooks: list[Webhook], leg: ActiveCall | CallRecord) -> dict[int, int]:

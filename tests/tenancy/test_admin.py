@@ -119,22 +119,33 @@ def test_bulk_action_gives_users_a_group(
     group.extensions.set(company.extensions[4:])
     membership = Membership.objects.get(user=member)
     client = logged_in(tenant_admin)
-    response = client.post(
-        reverse("admin:pbx_membership_changelist"),
-        {"action": "grant_group", "_selected_action": [membership.pk], "group": group.pk},
-    )
+    changelist = reverse("admin:pbx_membership_changelist")
+    chosen = {"action": "grant_group", "_selected_action": [membership.pk]}
+    # First a page asking which group, naming the chosen users.
+    page = client.post(changelist, chosen)
+    assert page.status_code == 200 and "member" in page.content.decode()
+    assert not membership.groups.exists()
+    response = client.post(changelist, {**chosen, "group": group.pk, "apply": "1"})
     assert response.status_code == 302
     assert list(membership.groups.all()) == [group]
-    assert AuditEntry.objects.filter(subject="member").exists()
+    entry = AuditEntry.objects.get(subject="member")
+    assert entry.changes == [{"field": "groups", "from": [], "to": ["Support"]}]
 
 
 def test_group_choice_of_the_bulk_action_lists_own_tenant_only(
-    tenant_admin: User, company: Company, other_company: Company
+    tenant_admin: User, member: User, company: Company, other_company: Company
 ) -> None:
     ExtensionGroup.objects.create(tenant=company.tenant, name="Ours")
-    ExtensionGroup.objects.create(tenant=other_company.tenant, name="Theirs")
-    html = logged_in(tenant_admin).get(reverse("admin:pbx_membership_changelist")).content
+    theirs = ExtensionGroup.objects.create(tenant=other_company.tenant, name="Theirs")
+    membership = Membership.objects.get(user=member)
+    client = logged_in(tenant_admin)
+    changelist = reverse("admin:pbx_membership_changelist")
+    chosen = {"action": "grant_group", "_selected_action": [membership.pk]}
+    html = client.post(changelist, chosen).content
     assert b"Ours" in html and b"Theirs" not in html
+    # Posted anyway: refused, nothing changes.
+    refused = client.post(changelist, {**chosen, "group": theirs.pk, "apply": "1"})
+    assert refused.status_code == 200 and not membership.groups.exists()
 
 
 def test_api_password_is_encrypted_and_never_shown(superuser: User, company: Company) -> None:

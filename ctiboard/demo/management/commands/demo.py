@@ -13,7 +13,9 @@ from django.db import transaction
 
 from ctiboard.cti.client import CTIClient
 from ctiboard.cti.events import ExtensionData
+from ctiboard.demo import company
 from ctiboard.demo.embedded import embedded_simulator, with_simulator
+from ctiboard.demo.scene import opening_scene
 from ctiboard.ingest import writer
 from ctiboard.ingest.supervisor import Supervisor
 from ctiboard.lib.env import env_bool
@@ -52,6 +54,8 @@ class Command(BaseCommand):
         # Its admin (password "demo") must get in without an authenticator app; set
         # CTIBOARD_STAFF_2FA=1 to try two-factor in the demo.
         settings.CTIBOARD_STAFF_2FA = env_bool("CTIBOARD_STAFF_2FA", False)
+        # Like the demo's delivery worker: the admin's webhook test may reach this machine.
+        settings.CTIBOARD_WEBHOOKS_ALLOW_PRIVATE_NETWORKS = True
         if host not in settings.ALLOWED_HOSTS and "*" not in settings.ALLOWED_HOSTS:
             settings.ALLOWED_HOSTS.append(host)
 
@@ -63,7 +67,7 @@ class Command(BaseCommand):
 
         application = build_application(with_simulator(get_asgi_application()))
         simulator = embedded_simulator()
-        simulator.add_tenant(
+        simulated = simulator.add_tenant(
             account=tenant.account,
             username=tenant.api_username,
             password=tenant.api_password,
@@ -75,6 +79,11 @@ class Command(BaseCommand):
         async def worker() -> None:
             await link_demo_users(tenant)
             await Supervisor(poll_interval=2.0).run()
+
+        async def scene() -> None:
+            # A traffic rate of 0 asks for a still PBX (the browser tests): no scene either.
+            if settings.CTIBOARD_DEMO_TRAFFIC_RATE > 0:
+                await opening_scene(simulated.state)
 
         def announce(bound_host: str, bound_port: int) -> None:
             shown = "127.0.0.1" if bound_host in ("0.0.0.0", "::") else bound_host  # noqa: S104
@@ -93,7 +102,12 @@ class Command(BaseCommand):
             host=host,
             port=port,
             # Webhooks go out from a task of their own: the ingest only writes the outbox.
-            background=[simulator.run, worker, Dispatcher(allow_private_networks=True).run],
+            background=[
+                simulator.run,
+                worker,
+                scene,
+                Dispatcher(allow_private_networks=True).run,
+            ],
             on_listening=announce,
         )
 
@@ -130,6 +144,7 @@ def seed(api_base_url: str) -> Tenant:
             defaults={"sees_all_extensions": True},
         )
         Membership.objects.get_or_create(user=User.objects.get(username="bob"), tenant=tenant)
+        company.company_settings(tenant)
     return tenant
 
 
@@ -161,5 +176,6 @@ def _link(tenant: Tenant, listed: list[ExtensionData]) -> None:
             bob.extensions.set(
                 [state.extensions[n] for n in numbers[: min(BOB_SEES, len(numbers) - 1)]]
             )
+        company.departments(tenant, [state.extensions[n] for n in numbers])
         publish.visibility_changed(alice.user_id)
         publish.visibility_changed(bob.user_id)
