@@ -60,6 +60,40 @@ def make_user(username: str) -> User:
     return User.objects.create_user(username=username, password=PASSWORD)
 
 
+def isolation_personas(company: "Company", other_company: "Company") -> dict[str, User | None]:
+    """The isolation matrices' people: nobody, another tenant's user who sees all of it, a
+    member granted nothing, one who sees every line but no call details (and may not call),
+    and one who sees and may do everything."""
+    stranger = make_user("stranger")
+    Membership.objects.create(user=stranger, tenant=other_company.tenant, sees_all_extensions=True)
+    outsider = make_user("outsider")
+    Membership.objects.create(user=outsider, tenant=company.tenant)
+    line_only = make_user("lineonly")
+    Membership.objects.create(
+        user=line_only,
+        tenant=company.tenant,
+        sees_all_extensions=True,
+        sees_call_details=False,
+        can_call=False,
+        can_call_external=False,
+        own_extension=company.extensions[5],
+    )
+    full = make_user("full")
+    Membership.objects.create(
+        user=full,
+        tenant=company.tenant,
+        sees_all_extensions=True,
+        own_extension=company.extensions[0],
+    )
+    return {
+        "anonymous": None,
+        "stranger": stranger,
+        "outsider": outsider,
+        "line_only": line_only,
+        "full": full,
+    }
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings) -> None:  # type: ignore[no-untyped-def]
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

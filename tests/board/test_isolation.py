@@ -11,41 +11,14 @@ from django.urls import reverse
 from ctiboard.calls.models import CallAttempt
 from ctiboard.tenancy.models import Membership
 from tests.board.support import apply, connect, state, tile_ids
-from tests.conftest import PASSWORD, Company, make_user
+from tests.conftest import PASSWORD, Company, isolation_personas, make_user
 
 PERSONAS = ["anonymous", "stranger", "outsider", "line_only", "full"]
 
 
 @pytest.fixture
 def people(company: Company, other_company: Company) -> dict[str, User | None]:
-    stranger = make_user("stranger")
-    Membership.objects.create(user=stranger, tenant=other_company.tenant, sees_all_extensions=True)
-    outsider = make_user("outsider")  # a member of the tenant who was granted nothing
-    Membership.objects.create(user=outsider, tenant=company.tenant)
-    line_only = make_user("lineonly")
-    Membership.objects.create(
-        user=line_only,
-        tenant=company.tenant,
-        sees_all_extensions=True,
-        sees_call_details=False,
-        can_call=False,
-        can_call_external=False,
-        own_extension=company.extensions[5],
-    )
-    full = make_user("full")
-    Membership.objects.create(
-        user=full,
-        tenant=company.tenant,
-        sees_all_extensions=True,
-        own_extension=company.extensions[0],
-    )
-    return {
-        "anonymous": None,
-        "stranger": stranger,
-        "outsider": outsider,
-        "line_only": line_only,
-        "full": full,
-    }
+    return isolation_personas(company, other_company)
 
 
 def client_for(user: User | None) -> Client:

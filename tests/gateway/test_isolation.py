@@ -16,9 +16,8 @@ from ctiboard.calls.models import CallAttempt
 from ctiboard.cti.events import CallEvent
 from ctiboard.gateway.models import Scope
 from ctiboard.ingest import writer
-from ctiboard.tenancy.models import Membership
 from tests.board.support import apply, state
-from tests.conftest import Company, make_user
+from tests.conftest import Company, isolation_personas, make_user
 from tests.gateway.support import api_token, gateway_url, serving
 from tests.spec_client import SpecClient
 
@@ -31,33 +30,11 @@ CALL_UUID = "715a1333-0174-40ea-8b38-67e289069476"
 
 @pytest.fixture
 def people(company: Company, other_company: Company) -> dict[str, tuple[User, Company] | None]:
-    stranger = make_user("stranger")  # sees everything, of another company
-    Membership.objects.create(user=stranger, tenant=other_company.tenant, sees_all_extensions=True)
-    outsider = make_user("outsider")  # a member of the tenant who was granted nothing
-    Membership.objects.create(user=outsider, tenant=company.tenant)
-    line_only = make_user("lineonly")
-    Membership.objects.create(
-        user=line_only,
-        tenant=company.tenant,
-        sees_all_extensions=True,
-        sees_call_details=False,
-        can_call=False,
-        can_call_external=False,
-        own_extension=company.extensions[5],
-    )
-    full = make_user("full")
-    Membership.objects.create(
-        user=full,
-        tenant=company.tenant,
-        sees_all_extensions=True,
-        own_extension=company.extensions[0],
-    )
     return {
-        "anonymous": None,
-        "stranger": (stranger, other_company),
-        "outsider": (outsider, company),
-        "line_only": (line_only, company),
-        "full": (full, company),
+        persona: None
+        if user is None
+        else (user, other_company if persona == "stranger" else company)
+        for persona, user in isolation_personas(company, other_company).items()
     }
 
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from ctiboard.lib.phonenumbers import display
 from ctiboard.tenancy.models import Membership
-from tests.conftest import Company, make_user
+from tests.conftest import Company, isolation_personas, make_user
 from tests.history.support import csv_of, make_record
 
 PERSONAS = ["anonymous", "stranger", "outsider", "line_only", "member", "full"]
@@ -30,38 +30,13 @@ def people(company: Company, other_company: Company) -> dict[str, User | None]:
     for number, partner in PARTNERS.items():
         make_record(company, number, f"call-{number}", partner=partner)
         make_record(other_company, number, f"other-{number}", partner="4989" + partner[4:])
-    stranger = make_user("stranger")  # sees everything, of another company
-    Membership.objects.create(user=stranger, tenant=other_company.tenant, sees_all_extensions=True)
-    outsider = make_user("outsider")  # a member of the tenant who was granted nothing
-    Membership.objects.create(user=outsider, tenant=company.tenant)
-    line_only = make_user("lineonly")  # sees every line, no call details
-    Membership.objects.create(
-        user=line_only,
-        tenant=company.tenant,
-        sees_all_extensions=True,
-        sees_call_details=False,
-        own_extension=company.extensions[5],
-    )
+    people = isolation_personas(company, other_company)
     member = make_user("member")  # 101 and 102, with details
     membership = Membership.objects.create(
         user=member, tenant=company.tenant, own_extension=company.extensions[1]
     )
     membership.extensions.set(company.extensions[1:3])
-    full = make_user("full")
-    Membership.objects.create(
-        user=full,
-        tenant=company.tenant,
-        sees_all_extensions=True,
-        own_extension=company.extensions[0],
-    )
-    return {
-        "anonymous": None,
-        "stranger": stranger,
-        "outsider": outsider,
-        "line_only": line_only,
-        "member": member,
-        "full": full,
-    }
+    return {**people, "member": member}
 
 
 def client_for(user: User | None) -> Client:
