@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
 from hypothesis import settings as hypothesis_settings
 
 from ctiboard.cti.client import CTIClient
@@ -92,6 +93,22 @@ def isolation_personas(company: "Company", other_company: "Company") -> dict[str
         "line_only": line_only,
         "full": full,
     }
+
+
+@pytest.fixture
+def tenant_admin(company: Company) -> User:
+    """Staff and the company's tenant administrator: its admin, nothing of other tenants."""
+    user = make_user("tenantadmin")
+    user.is_staff = True
+    user.save()
+    Membership.objects.create(user=user, tenant=company.tenant, is_tenant_admin=True)
+    return user
+
+
+def logged_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 @pytest.fixture(autouse=True)

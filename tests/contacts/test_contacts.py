@@ -9,8 +9,7 @@ from django.urls import reverse
 
 from ctiboard.contacts.importing import decode, import_csv
 from ctiboard.contacts.models import Contact, lookup
-from ctiboard.tenancy.models import Membership
-from tests.conftest import PASSWORD, Company, make_user
+from tests.conftest import PASSWORD, Company
 
 
 def add(company: Company, name: str, number: str, vip: bool = False) -> Contact:
@@ -77,15 +76,6 @@ def test_csv_import_reads_commas_and_windows_encoding(company: Company) -> None:
 def test_csv_without_the_columns_is_refused(company: Company) -> None:
     result = import_csv(company.tenant, "Vorname,Firma\nAnna,ACME\n")
     assert result.created == 0 and "missing: name, number" in result.errors[0]
-
-
-@pytest.fixture
-def tenant_admin(company: Company) -> User:
-    user = make_user("tenantadmin")
-    user.is_staff = True
-    user.save()
-    Membership.objects.create(user=user, tenant=company.tenant, is_tenant_admin=True)
-    return user
 
 
 def logged_in(user: User) -> Client:

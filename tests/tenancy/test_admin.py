@@ -10,15 +10,6 @@ from tests.conftest import PASSWORD, Company, make_user
 
 
 @pytest.fixture
-def tenant_admin(company: Company) -> User:
-    user = make_user("tenantadmin")
-    user.is_staff = True
-    user.save()
-    Membership.objects.create(user=user, tenant=company.tenant, is_tenant_admin=True)
-    return user
-
-
-@pytest.fixture
 def superuser(db: None) -> User:
     return User.objects.create_superuser("root", password=PASSWORD)
 

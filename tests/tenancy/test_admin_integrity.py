@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from ctiboard.tenancy.models import Extension, ExtensionGroup, Membership
 from ctiboard.webhooks.models import WebhookDelivery
-from tests.conftest import Company, make_user
+from tests.conftest import Company, logged_in
 from tests.tenancy.crafted import unchecked
 from tests.webhooks.support import webhook
 
@@ -16,14 +16,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def tenant_admin(company: Company) -> Client:
-    user = make_user("tenantadmin")
-    user.is_staff = True
-    user.save()
-    Membership.objects.create(user=user, tenant=company.tenant, is_tenant_admin=True)
-    client = Client()
-    client.force_login(user)
-    return client
+def admin_client(tenant_admin: User) -> Client:
+    return logged_in(tenant_admin)
 
 
 @pytest.fixture
@@ -47,9 +41,9 @@ def stray(company: Company, other_company: Company, member: User) -> ExtensionGr
     return ours
 
 
-def test_group_filters_list_only_own_tenants_groups(tenant_admin: Client, stray: object) -> None:
+def test_group_filters_list_only_own_tenants_groups(admin_client: Client, stray: object) -> None:
     for page in ("admin:pbx_membership_changelist", "admin:pbx_extension_changelist"):
-        response = tenant_admin.get(reverse(page))
+        response = admin_client.get(reverse(page))
         assert response.status_code == 200
         specs = response.context["cl"].filter_specs
         groups = next(f for f in specs if getattr(f, "field_path", "") == "groups")
@@ -58,10 +52,10 @@ def test_group_filters_list_only_own_tenants_groups(tenant_admin: Client, stray:
 
 
 def test_group_search_matches_own_tenants_members_only(
-    tenant_admin: Client, stray: ExtensionGroup
+    admin_client: Client, stray: ExtensionGroup
 ) -> None:
     def found(term: str) -> list[str]:
-        response = tenant_admin.get(reverse("admin:pbx_extensiongroup_changelist"), {"q": term})
+        response = admin_client.get(reverse("admin:pbx_extensiongroup_changelist"), {"q": term})
         return [group.name for group in response.context["cl"].result_list]
 
     assert found("Zebediah") == []  # another tenant's extension, linked to our group
@@ -72,7 +66,7 @@ def test_group_search_matches_own_tenants_members_only(
 
 
 def test_delivery_log_filter_lists_only_own_tenants_webhooks(
-    tenant_admin: Client, company: Company, other_company: Company
+    admin_client: Client, company: Company, other_company: Company
 ) -> None:
     ours = webhook(company.tenant, "https://crm.example/a", name="Our hook")
     ours_too = webhook(company.tenant, "https://crm.example/a", name="Our other hook")
@@ -87,19 +81,19 @@ def test_delivery_log_filter_lists_only_own_tenants_webhooks(
         WebhookDelivery.objects.create(
             tenant=company.tenant, webhook=theirs, extension=extension, uuid="u-2", **fields
         )
-    response = tenant_admin.get(reverse("admin:webhooks_webhookdelivery_changelist"))
+    response = admin_client.get(reverse("admin:webhooks_webhookdelivery_changelist"))
     specs = response.context["cl"].filter_specs
     hooks = next(f for f in specs if getattr(f, "field_path", "") == "webhook")
     assert sorted(name for _, name in hooks.lookup_choices) == ["Our hook", "Our other hook"]
 
 
 def test_the_tenant_of_a_group_membership_or_webhook_is_read_only_once_saved(
-    tenant_admin: Client, company: Company, other_company: Company, member: User
+    admin_client: Client, company: Company, other_company: Company, member: User
 ) -> None:
     # The database refuses the move (integrity.py); the form says so instead of failing.
     group = ExtensionGroup.objects.create(tenant=company.tenant, name="Sales")
     change = reverse("admin:pbx_extensiongroup_change", args=[group.pk])
-    response = tenant_admin.post(
+    response = admin_client.post(
         change,
         {
             "tenant": other_company.tenant.pk,
@@ -112,7 +106,7 @@ def test_the_tenant_of_a_group_membership_or_webhook_is_read_only_once_saved(
     assert (group.tenant, group.name) == (company.tenant, "Sales 2")
     assert list(group.extensions.all()) == [company.extensions[1]]
     # The tenant's check of the chosen extensions holds without the tenant in the form.
-    response = tenant_admin.post(
+    response = admin_client.post(
         change, {"name": "Sales 3", "extensions": [other_company.extensions[1].pk]}
     )
     assert (
@@ -122,14 +116,14 @@ def test_the_tenant_of_a_group_membership_or_webhook_is_read_only_once_saved(
     group.refresh_from_db()
     assert group.name == "Sales 2"
     membership = Membership.objects.get(user=member)
-    response = tenant_admin.post(
+    response = admin_client.post(
         reverse("admin:pbx_membership_change", args=[membership.pk]),
         {"user": member.pk, "groups": [], "extensions": [other_company.extensions[1].pk]},
     )
     assert response.status_code == 200
     assert response.context["adminform"].form.errors["extensions"]
     hook = webhook(company.tenant, "https://crm.example/a")
-    response = tenant_admin.post(
+    response = admin_client.post(
         reverse("admin:webhooks_webhook_change", args=[hook.pk]),
         {"tenant": other_company.tenant.pk, "name": "CRM 2", "url": "https://crm.example/a"}
         | {"body_format": "json", "template": "", "secret": ""},

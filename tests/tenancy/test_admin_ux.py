@@ -10,7 +10,7 @@ from django.urls import reverse
 from ctiboard.contacts.models import Contact
 from ctiboard.tenancy.models import AuditAction, AuditEntry, ExtensionGroup, Membership
 from ctiboard.webhooks.models import Webhook
-from tests.conftest import PASSWORD, Company, make_user
+from tests.conftest import PASSWORD, Company, logged_in, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -18,21 +18,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def superuser(db: None) -> User:
     return User.objects.create_superuser("root", password=PASSWORD)
-
-
-@pytest.fixture
-def tenant_admin(company: Company) -> User:
-    user = make_user("tenantadmin")
-    user.is_staff = True
-    user.save()
-    Membership.objects.create(user=user, tenant=company.tenant, is_tenant_admin=True)
-    return user
-
-
-def logged_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def membership_form(membership: Membership, **overrides: object) -> dict[str, object]:

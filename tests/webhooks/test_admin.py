@@ -5,21 +5,11 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from ctiboard.tenancy.models import Membership
 from ctiboard.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
-from tests.conftest import Company, make_user
+from tests.conftest import Company
 from tests.webhooks.support import SECRET, full_call, webhook
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def tenant_admin(company: Company) -> User:
-    user = make_user("tenantadmin")
-    user.is_staff = True
-    user.save()
-    Membership.objects.create(user=user, tenant=company.tenant, is_tenant_admin=True)
-    return user
 
 
 def form(company: Company, **overrides: object) -> dict[str, object]:

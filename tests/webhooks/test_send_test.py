@@ -10,9 +10,8 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
-from ctiboard.tenancy.models import Membership
 from ctiboard.webhooks.models import Webhook, WebhookDelivery
-from tests.conftest import Company, make_user
+from tests.conftest import Company, logged_in, make_user
 from tests.webhooks.receiver import receiving
 from tests.webhooks.support import SECRET, webhook
 
@@ -20,14 +19,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def admin_client(company: Company) -> Client:
-    user = make_user("tenantadmin")
-    user.is_staff = True
-    user.save()
-    Membership.objects.create(user=user, tenant=company.tenant, is_tenant_admin=True)
-    client = Client()
-    client.force_login(user)
-    return client
+def admin_client(tenant_admin: User) -> Client:
+    return logged_in(tenant_admin)
 
 
 def send_test(client: Client, hook: Webhook) -> list[str]:
