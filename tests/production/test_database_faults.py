@@ -44,12 +44,23 @@ def terminate(services: Services, application_name: str | None = None) -> list[s
     """End every session of the run's database (of one application); their names."""
     with admin(services) as conn:
         rows = conn.execute(
-            "SELECT application_name, pg_terminate_backend(pid) FROM pg_stat_activity"
+            "SELECT application_name, pid, pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = %s AND pid <> pg_backend_pid()"
             " AND (%s::text IS NULL OR application_name = %s::text)",
             [services.database_name, application_name, application_name],
         ).fetchall()
-    return [str(name) for name, _ in rows]
+        # pg_terminate_backend only signals: until a backend has exited, a pool's check on
+        # its connection still succeeds (a busy machine makes that window long).
+        pids = [pid for _, pid, _ in rows]
+        wait_for(
+            lambda: not conn.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]
+            ).fetchall(),
+            10,
+            "the ended sessions gone",
+            interval=0.02,
+        )
+    return [str(name) for name, _, _ in rows]
 
 
 @contextlib.contextmanager
