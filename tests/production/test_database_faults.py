@@ -53,9 +53,11 @@ def terminate(services: Services, application_name: str | None = None) -> list[s
         # its connection still succeeds (a busy machine makes that window long).
         pids = [pid for _, pid, _ in rows]
         wait_for(
-            lambda: not conn.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]
-            ).fetchall(),
+            lambda: (
+                not conn.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]
+                ).fetchall()
+            ),
             10,
             "the ended sessions gone",
             interval=0.02,
