@@ -95,14 +95,18 @@ def isolation_personas(company: "Company", other_company: "Company") -> dict[str
     }
 
 
-@pytest.fixture
-def tenant_admin(company: Company) -> User:
+def make_tenant_admin(company: Company) -> User:
     """Staff and the company's tenant administrator: its admin, nothing of other tenants."""
     user = make_user("tenantadmin")
     user.is_staff = True
     user.save()
     Membership.objects.create(user=user, tenant=company.tenant, is_tenant_admin=True)
     return user
+
+
+@pytest.fixture
+def tenant_admin(company: Company) -> User:
+    return make_tenant_admin(company)
 
 
 def logged_in(user: User) -> Client:

@@ -12,15 +12,7 @@ from django.urls import reverse
 
 from ctiboard.tenancy.models import Extension, ExtensionGroup, Membership
 from tests.board.support import apply, connect, state, tile_ids
-from tests.conftest import PASSWORD, Company, make_user
-
-
-def _tenant_admin(company: Company) -> User:
-    user = make_user("tenantadmin")
-    user.is_staff = True
-    user.save()
-    Membership.objects.create(user=user, tenant=company.tenant, is_tenant_admin=True)
-    return user
+from tests.conftest import PASSWORD, Company, make_tenant_admin, make_user
 
 
 def _logged_in(user: User) -> Client:
@@ -37,7 +29,7 @@ async def test_bulk_deleted_group_stops_pushes(company: Company) -> None:
         group = ExtensionGroup.objects.create(tenant=company.tenant, name="Sales")
         group.extensions.set(company.extensions[4:])
         m.groups.add(group)
-        return viewer, _tenant_admin(company), group
+        return viewer, make_tenant_admin(company), group
 
     viewer, admin_user, group = await sync_to_async(setup)()
     socket = await connect(viewer, company.tenant.account)
@@ -88,7 +80,7 @@ class _Capture(http.server.BaseHTTPRequestHandler):
 def test_tenant_admin_cannot_send_the_stored_password_elsewhere(company: Company) -> None:
     server = http.server.HTTPServer(("127.0.0.1", 0), _Capture)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    admin_user = _tenant_admin(company)
+    admin_user = make_tenant_admin(company)
     client = _logged_in(admin_user)
     tenant = company.tenant
     url = reverse("admin:pbx_tenant_change", args=[tenant.pk])
